@@ -1,0 +1,41 @@
+"""The ``bpiml`` command: each subcommand parses its options and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import BPIMLError
+from . import boxes_cmd, evaluate_cmd, toy_cmd
+
+# In the order of the method's data flow.
+COMMANDS = (toy_cmd, boxes_cmd, evaluate_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpiml",
+        description="BoxPromptIML: pixel-level image manipulation localization trained from coarse boxes.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``bpiml``; returns the process exit code (0 ok, 1 some inputs failed, 2 error)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="bpiml: %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args) or 0)
+    except BPIMLError as exc:
+        print(f"bpiml {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bpiml {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,39 @@
+"""Options shared by several subcommands, defined once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..data.readers import load_datasets
+from ..data.samples import Dataset
+from ..runner import SampleRun
+
+
+def add_dataset_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", "-d", action="append", required=True, metavar="D",
+        help="dataset: an IMDL-BenCo or ForensicHub JSON list, or a folder with Tp/ Gt/ [Au/]; "
+             "repeat to combine (e.g. test.json and authentic.json)",
+    )
+
+
+def add_resize_masks_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--resize-masks", action="store_true",
+        help="resize masks whose size differs from their image (nearest neighbour) instead of failing",
+    )
+
+
+def dataset_from_args(args: argparse.Namespace) -> Dataset:
+    return load_datasets(args.dataset)
+
+
+def report_failures(run: SampleRun, what: str) -> int:
+    """Print the failed samples (if any); exit code 1 when some failed, else 0."""
+    if not run.failures:
+        return 0
+    print(f"{what}: {len(run.failures)} image(s) failed and were skipped:", file=sys.stderr)
+    for name, why in run.failures.items():
+        print(f"  {name}: {why}", file=sys.stderr)
+    return 1

@@ -1,0 +1,40 @@
+"""`bpiml evaluate`: score a folder of probability maps against a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir
+from ..evaluation.metrics import DEFAULT_THRESHOLD
+from ..fileio import write_json_atomic
+from .common import add_dataset_option, add_resize_masks_option, dataset_from_args, report_failures
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="pixel F1 / IoU / AUC and image AUC of probability maps",
+        description="Pixel metrics at a threshold, averaged over tampered images (the field's main "
+                    "number), pooled over the dataset, and at each image's best threshold (optimistic); "
+                    "pixel AUC per image; image-level AUC and balanced accuracy (score = max of the map, "
+                    f"or the value in DIR/{SCORES_FILE} when present).",
+    )
+    add_dataset_option(p)
+    p.add_argument("--pred", required=True, metavar="DIR",
+                   help="folder with one 8-bit PNG probability map per image, named <image stem>.png")
+    p.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
+    p.add_argument("--per-image", action="store_true", help="include per-image numbers in the JSON file")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="a pixel / image counts as tampered when its probability is above this (default: 0.5)")
+    p.add_argument("--resize-predictions", action="store_true",
+                   help="resize maps whose size differs from the mask (bilinear) instead of failing")
+    add_resize_masks_option(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report, run_ = evaluate_prediction_dir(dataset_from_args(args), args.pred, args.threshold,
+                                           args.resize_masks, args.resize_predictions)
+    print(report.format_table())
+    if args.json:
+        write_json_atomic(args.json, report.to_dict(per_image=args.per_image))
+    return report_failures(run_, "evaluate")

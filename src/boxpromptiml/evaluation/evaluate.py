@@ -1,0 +1,205 @@
+"""Evaluating probability maps against a dataset: an accumulator with update / report phases.
+
+``Evaluator`` takes one image at a time (any source: a folder of PNGs, a model, a teacher) and
+reduces at the end; ``evaluate_prediction_dir`` feeds it from a folder of 8-bit PNG maps named
+like the images. Pixel metrics use tampered images only; image metrics use all images.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..data.images import PathLike, image_size, read_mask, read_probability_map
+from ..data.samples import Dataset, Label, Sample
+from ..errors import DataError
+from ..runner import SampleRun, run_per_sample
+from . import metrics as M
+
+log = logging.getLogger(__name__)
+
+SCORES_FILE = "scores.json"  # optional {image name: image-level score} next to the maps
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """What one image contributes to the reductions."""
+
+    name: str
+    label: Label
+    score: float
+    confusion: M.Confusion | None = None
+    f1_best: float | None = None
+    pixel_auc: float | None = None
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "label": int(self.label), "score": self.score,
+               "f1_best": self.f1_best, "pixel_auc": self.pixel_auc}
+        if self.confusion is not None:
+            out.update(asdict(self.confusion), f1=M.f1(self.confusion), iou=M.iou(self.confusion))
+        return out
+
+
+@dataclass
+class EvaluationReport:
+    """Dataset-level numbers (None where undefined, e.g. image AUC without authentic images)."""
+
+    pixel_f1: float | None
+    pixel_iou: float | None
+    pixel_precision: float | None
+    pixel_recall: float | None
+    pixel_auc: float | None
+    pixel_f1_best: float | None
+    pixel_f1_pooled: float | None
+    pixel_iou_pooled: float | None
+    image_auc: float | None
+    image_bacc: float | None
+    n_tampered: int
+    n_authentic: int
+    threshold: float
+    per_image: list[ImageRecord] = field(default_factory=list, repr=False)
+
+    def to_dict(self, per_image: bool = False) -> dict:
+        out = {k: v for k, v in asdict(self).items() if k != "per_image"}
+        if per_image:
+            out["per_image"] = [r.to_dict() for r in self.per_image]
+        return out
+
+    def format_table(self) -> str:
+        rows = [
+            ("pixel F1 (mean over tampered images)", self.pixel_f1),
+            ("pixel IoU (mean over tampered images)", self.pixel_iou),
+            ("pixel precision (mean)", self.pixel_precision),
+            ("pixel recall (mean)", self.pixel_recall),
+            ("pixel AUC (mean over tampered images)", self.pixel_auc),
+            ("pixel F1 pooled over the dataset", self.pixel_f1_pooled),
+            ("pixel IoU pooled over the dataset", self.pixel_iou_pooled),
+            ("pixel F1 at best per-image threshold (optimistic)", self.pixel_f1_best),
+            ("image AUC (tampered vs authentic)", self.image_auc),
+            ("image balanced accuracy", self.image_bacc),
+        ]
+        width = max(len(name) for name, _ in rows)
+        lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
+        lines += [f"{name:<{width}}  {'n/a' if v is None else f'{v:.4f}'}" for name, v in rows]
+        lines.append(f"images: {self.n_tampered} tampered, {self.n_authentic} authentic; "
+                     f"threshold {self.threshold}")
+        return "\n".join(lines)
+
+
+class Evaluator:
+    """Accumulates per-image records; ``report()`` reduces them."""
+
+    def __init__(self, threshold: float = M.DEFAULT_THRESHOLD) -> None:
+        self.threshold = threshold
+        self.records: list[ImageRecord] = []
+
+    def add(self, name: str, label: Label, prob: np.ndarray, mask: np.ndarray | None = None,
+            score: float | None = None) -> ImageRecord:
+        """Record one image. Tampered images need their bool ``mask`` (same shape as ``prob``)."""
+        score = M.image_score_from_map(prob) if score is None else float(score)
+        if label is Label.TAMPERED:
+            if mask is None:
+                raise ValueError(f"{name}: a tampered image needs its mask")
+            record = ImageRecord(name, label, score, M.confusion(prob, mask, self.threshold),
+                                 M.best_threshold_f1(prob, mask), M.binary_auc(prob, mask))
+        else:
+            record = ImageRecord(name, label, score)
+        self.records.append(record)
+        return record
+
+    def report(self) -> EvaluationReport:
+        tampered = [r for r in self.records if r.label is Label.TAMPERED]
+        counts = [r.confusion for r in tampered if r.confusion is not None]
+        aucs = [r.pixel_auc for r in tampered if r.pixel_auc is not None]
+        labels = np.array([r.label is Label.TAMPERED for r in self.records], dtype=bool)
+        scores = np.array([r.score for r in self.records], dtype=np.float64)
+        return EvaluationReport(
+            pixel_f1=M.reduce(counts, M.f1, M.Reduction.PER_IMAGE),
+            pixel_iou=M.reduce(counts, M.iou, M.Reduction.PER_IMAGE),
+            pixel_precision=M.reduce(counts, M.precision, M.Reduction.PER_IMAGE),
+            pixel_recall=M.reduce(counts, M.recall, M.Reduction.PER_IMAGE),
+            pixel_auc=float(np.mean(aucs)) if aucs else None,
+            pixel_f1_best=float(np.mean([r.f1_best for r in tampered])) if tampered else None,
+            pixel_f1_pooled=M.reduce(counts, M.f1, M.Reduction.POOLED),
+            pixel_iou_pooled=M.reduce(counts, M.iou, M.Reduction.POOLED),
+            image_auc=M.binary_auc(scores, labels) if len(labels) else None,
+            image_bacc=M.balanced_accuracy(scores > self.threshold, labels) if len(labels) else None,
+            n_tampered=len(tampered),
+            n_authentic=len(self.records) - len(tampered),
+            threshold=self.threshold,
+            per_image=list(self.records),
+        )
+
+
+def load_ground_truth(sample: Sample, resize_masks: bool = False) -> np.ndarray | None:
+    """The sample's bool mask checked against its image size; None for authentic images.
+
+    A tampered image needs a non-empty mask to be scored at pixel level.
+    """
+    if not sample.is_tampered:
+        return None
+    if sample.mask is None:
+        raise DataError(f"tampered image {sample.image} has no mask to evaluate against")
+    mask = read_mask(sample.mask, image_size(sample.image), sample.image, resize=resize_masks)
+    if not mask.any():
+        raise DataError(f"mask {sample.mask} of tampered image {sample.image} is empty")
+    return mask
+
+
+def prediction_path(pred_dir: Path, sample: Sample) -> Path:
+    return pred_dir / f"{sample.name}.png"
+
+
+def read_scores(pred_dir: Path) -> dict[str, float]:
+    """Image-level scores a model wrote next to its maps (``scores.json``), if any."""
+    path = pred_dir / SCORES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read image scores {path}: {exc}") from exc
+    if not isinstance(scores, dict) or not all(isinstance(v, int | float) for v in scores.values()):
+        raise DataError(f"{path}: expected an object mapping image name to a number")
+    return {str(k): float(v) for k, v in scores.items()}
+
+
+def evaluate_prediction_dir(
+    dataset: Dataset,
+    pred_dir: PathLike,
+    threshold: float = M.DEFAULT_THRESHOLD,
+    resize_masks: bool = False,
+    resize_predictions: bool = False,
+) -> tuple[EvaluationReport, SampleRun[ImageRecord]]:
+    """Evaluate ``<pred_dir>/<image stem>.png`` maps; every image of the dataset needs one."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise DataError(f"prediction folder not found: {pred_dir}")
+    missing = [prediction_path(pred_dir, s) for s in dataset if not prediction_path(pred_dir, s).is_file()]
+    if missing:
+        listed = "\n  ".join(str(p) for p in missing[:20])
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise DataError(f"{len(missing)} of {len(dataset)} prediction(s) missing in {pred_dir}:\n  {listed}{more}")
+    scores = read_scores(pred_dir)
+    evaluator = Evaluator(threshold)
+
+    def step(sample: Sample) -> ImageRecord:
+        mask = load_ground_truth(sample, resize_masks)
+        path = prediction_path(pred_dir, sample)
+        prob = read_probability_map(path)
+        if mask is not None and prob.shape != mask.shape:
+            if not resize_predictions:
+                raise DataError(
+                    f"prediction {path} is {prob.shape[1]}x{prob.shape[0]} but mask {sample.mask} is "
+                    f"{mask.shape[1]}x{mask.shape[0]}; pass --resize-predictions to resize maps (bilinear)"
+                )
+            prob = cv2.resize(prob, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return evaluator.add(sample.name, sample.label, prob, mask, scores.get(sample.name))
+
+    run = run_per_sample(dataset, step, desc="evaluate", total=len(dataset))
+    return evaluator.report(), run

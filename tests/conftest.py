@@ -1,0 +1,25 @@
+"""Shared fixtures: a generated toy dataset, and the real data beside the repo when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from boxpromptiml.data.toy import make_toy_dataset
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def toy_dataset(tmp_path_factory):
+    """8 tampered + 4 authentic generated images (Tp/ Gt/ Au/ + dataset.json)."""
+    return make_toy_dataset(tmp_path_factory.mktemp("toy"), n_tampered=8, n_authentic=4, size=(96, 128))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real datasets in ../shared/data; tests using it skip when it is absent."""
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+import cv2
+from boxpromptiml.data.images import (
+    image_size,
+    read_image,
+    read_label_map,
+    read_mask,
+    read_probability_map,
+    write_probability_map,
+)
+from boxpromptiml.errors import DataError
+
+
+@pytest.fixture
+def rgb():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+
+
+def test_rgb_png_roundtrip(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert out.dtype == np.uint8 and out.shape == (20, 30, 3)
+    np.testing.assert_array_equal(out, rgb)
+
+
+def test_gray_is_expanded_to_three_equal_channels(tmp_path, rgb):
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "g.png")
+    out = read_image(tmp_path / "g.png")
+    assert out.shape == (20, 30, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], rgb[..., 0])
+
+
+def test_rgba_alpha_is_dropped_not_composited(tmp_path, rgb):
+    rgba = np.dstack([rgb, np.zeros((20, 30), np.uint8)])  # fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)
+
+
+def test_palette_image_is_expanded(tmp_path):
+    im = Image.new("P", (4, 3))
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.putpixel((1, 1), 1)
+    im.save(tmp_path / "p.png")
+    out = read_image(tmp_path / "p.png")
+    assert out.shape == (3, 4, 3)
+    assert tuple(out[1, 1]) == (255, 0, 0) and tuple(out[0, 0]) == (0, 0, 0)
+
+
+def test_16bit_gray_png_is_scaled(tmp_path):
+    arr = np.array([[0, 65535], [257 * 100, 32768]], dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), arr)
+    out = read_image(tmp_path / "g16.png")
+    np.testing.assert_array_equal(out[..., 0], np.array([[0, 255], [100, 128]], np.uint8))
+
+
+def test_16bit_colour_png_is_scaled(tmp_path):
+    arr = np.zeros((2, 2, 3), np.uint16)
+    arr[0, 0] = (65535, 0, 257 * 10)  # written as BGR by OpenCV
+    cv2.imwrite(str(tmp_path / "c16.png"), arr)
+    out = read_image(tmp_path / "c16.png")
+    assert out.dtype == np.uint8
+    assert tuple(out[0, 0]) == (10, 0, 255)
+
+
+def test_16bit_colour_tiff_is_read(tmp_path):
+    arr = np.full((3, 5, 3), 65535, np.uint16)
+    arr[..., 0] = 0  # blue channel in OpenCV order
+    cv2.imwrite(str(tmp_path / "c16.tif"), arr)
+    out = read_image(tmp_path / "c16.tif")
+    assert out.shape == (3, 5, 3)
+    assert tuple(out[0, 0]) == (255, 255, 0)
+
+
+def test_exif_rotation_is_not_applied(tmp_path, rgb):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW" orientation tag
+    Image.fromarray(rgb).save(tmp_path / "r.jpg", exif=exif, quality=95)
+    assert read_image(tmp_path / "r.jpg").shape == (20, 30, 3)
+    assert image_size(tmp_path / "r.jpg") == (20, 30)
+
+
+def test_truncated_jpeg_fails_naming_the_file(tmp_path, rgb):
+    big = np.repeat(np.repeat(rgb, 8, axis=0), 8, axis=1)
+    Image.fromarray(big).save(tmp_path / "t.jpg", quality=95)
+    data = (tmp_path / "t.jpg").read_bytes()
+    (tmp_path / "t.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="t.jpg"):
+        read_image(tmp_path / "t.jpg")
+
+
+def test_truncated_png_fails_naming_the_file(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "t.png")
+    data = (tmp_path / "t.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="t.png"):
+        read_image(tmp_path / "t.png")
+
+
+def test_not_an_image_and_missing_file(tmp_path):
+    (tmp_path / "x.png").write_text("hello")
+    with pytest.raises(DataError, match="x.png"):
+        read_image(tmp_path / "x.png")
+    with pytest.raises(DataError, match="not found.*nope.png"):
+        read_image(tmp_path / "nope.png")
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (np.array([[0, 255], [127, 128]], np.uint8), [[False, True], [False, True]]),
+        (np.array([[0, 1], [1, 0]], np.uint8), [[False, True], [True, False]]),
+        (np.array([[0, 65535], [32767, 40000]], np.uint16), [[False, True], [False, True]]),
+    ],
+)
+def test_mask_binarisation(tmp_path, values, expected):
+    cv2.imwrite(str(tmp_path / "m.png"), values)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), np.array(expected))
+
+
+def test_colour_mask_uses_max_over_channels(tmp_path):
+    m = np.zeros((2, 2, 3), np.uint8)
+    m[0, 0] = (255, 0, 0)
+    m[1, 1] = (0, 0, 200)
+    Image.fromarray(m).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), [[True, False], [False, True]])
+
+
+def test_mask_of_wrong_size_names_both_files_or_is_resized(tmp_path):
+    m = np.zeros((10, 10), np.uint8)
+    m[:5] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), m)
+    with pytest.raises(DataError, match=r"m\.png.*img\.jpg.*--resize-masks"):
+        read_mask(tmp_path / "m.png", (20, 30), tmp_path / "img.jpg")
+    resized = read_mask(tmp_path / "m.png", (20, 30), tmp_path / "img.jpg", resize=True)
+    assert resized.shape == (20, 30)
+    assert resized[:10].all() and not resized[10:].any()
+
+
+def test_probability_map_roundtrip(tmp_path):
+    prob = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
+    write_probability_map(tmp_path / "p.png", prob)
+    back = read_probability_map(tmp_path / "p.png")
+    assert back.dtype == np.float32
+    np.testing.assert_allclose(back, prob, atol=0.5 / 255 + 1e-6)
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temporary file
+
+
+def test_colour_probability_map_is_rejected(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    with pytest.raises(DataError, match="colour"):
+        read_probability_map(tmp_path / "c.png")
+
+
+def test_label_map_keeps_16bit_ids(tmp_path):
+    labels = np.array([[1, 2], [300, 1000]], np.uint16)
+    cv2.imwrite(str(tmp_path / "s.png"), labels)
+    np.testing.assert_array_equal(read_label_map(tmp_path / "s.png"), labels.astype(np.int32))
