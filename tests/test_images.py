@@ -1,8 +1,8 @@
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-import cv2
 from boxpromptiml.data.images import (
     image_size,
     read_image,

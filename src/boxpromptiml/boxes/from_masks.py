@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ..data.coco import write_coco_boxes
-from ..data.images import PathLike, image_size, read_mask, write_probability_map
+from ..data.images import PathLike, read_image, read_mask, write_probability_map
 from ..data.samples import Box, Dataset, Sample
 from ..errors import DataError
 from ..runner import SampleRun, run_per_sample
@@ -18,10 +18,14 @@ log = logging.getLogger(__name__)
 def simulate_dataset_boxes(
     dataset: Dataset, config: BoxSimulationConfig, resize_masks: bool = False
 ) -> SampleRun[tuple[tuple[int, int], list[Box]]]:
-    """(image size, boxes) per sample; authentic images get no boxes, unreadable ones fail."""
+    """(image size, boxes) per sample; authentic images get no boxes, unreadable ones fail.
+
+    Images are decoded in full (not just their header) so that an annotation file never lists
+    an image that later steps cannot read.
+    """
 
     def step(sample: Sample) -> tuple[tuple[int, int], list[Box]]:
-        size = image_size(sample.image)
+        size = read_image(sample.image).shape[:2]
         if not sample.is_tampered:
             return size, []
         if sample.mask is None:

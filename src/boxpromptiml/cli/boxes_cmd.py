@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "merges (default: %(default)s = merge touching or overlapping boxes)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (default: %(default)s)")
     p.add_argument("--filled-masks", metavar="DIR",
-                   help="also write each image's filled boxes as an 8-bit map (the 'box' baseline; all zero for authentic images)")
+                   help="also write each image's filled boxes as an 8-bit map (the 'box' baseline; "
+                        "all zero for authentic images)")
     add_resize_masks_option(p)
     p.set_defaults(run=run)
 

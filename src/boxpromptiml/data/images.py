@@ -163,7 +163,8 @@ def read_probability_map(path: PathLike) -> np.ndarray:
     path = Path(path)
     arr = _read_native(path, "probability map")
     if arr.ndim == 3:
-        if arr.shape[2] >= 3 and not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
+        gray = all(np.array_equal(arr[..., 0], arr[..., c]) for c in range(1, min(arr.shape[2], 3)))
+        if not gray:
             raise DataError(f"probability map {path} is a colour image; expected one channel (8-bit gray PNG)")
         arr = arr[..., 0]
     if arr.dtype == np.uint8:

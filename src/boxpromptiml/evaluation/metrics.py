@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class Confusion:
         return Confusion(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn)
 
 
-class Reduction(str, Enum):
+class Reduction(StrEnum):
     """How per-image confusion counts become one number."""
 
     PER_IMAGE = "per-image"
