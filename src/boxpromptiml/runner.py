@@ -19,13 +19,15 @@ T = TypeVar("T")
 
 @dataclass
 class SampleRun(Generic[T]):
-    """Results per sample name, and the samples that failed with the reason."""
+    """Results per sample name, the samples that failed with the reason, and those skipped
+    because an earlier run had already done them."""
 
     results: dict[str, T] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = f"{len(self.results)} done, {len(self.failures)} failed"
+        text = f"{len(self.results)} done, {len(self.skipped)} already done before, {len(self.failures)} failed"
         if self.failures:
             text += ":\n" + "\n".join(f"  {name}: {why}" for name, why in self.failures.items())
         return text

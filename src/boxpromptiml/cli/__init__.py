@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import BPIMLError
-from . import boxes_cmd, evaluate_cmd, toy_cmd
+from . import boxes_cmd, evaluate_cmd, pseudo_label_cmd, toy_cmd
 
 # In the order of the method's data flow.
-COMMANDS = (toy_cmd, boxes_cmd, evaluate_cmd)
+COMMANDS = (toy_cmd, boxes_cmd, pseudo_label_cmd, evaluate_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

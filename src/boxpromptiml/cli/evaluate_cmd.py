@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder with one 8-bit PNG probability map per image, named <image stem>.png")
     p.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
     p.add_argument("--per-image", action="store_true", help="include per-image numbers in the JSON file")
+    p.add_argument("--tampered-only", action="store_true",
+                   help="evaluate only the tampered images (e.g. pseudo masks, which authentic images lack)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="a pixel / image counts as tampered when its probability is above this (default: 0.5)")
     p.add_argument("--resize-predictions", action="store_true",
@@ -32,7 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report, run_ = evaluate_prediction_dir(dataset_from_args(args), args.pred, args.threshold,
+    dataset = dataset_from_args(args)
+    if args.tampered_only:
+        dataset = dataset.replace_samples(dataset.tampered)
+    report, run_ = evaluate_prediction_dir(dataset, args.pred, args.threshold,
                                            args.resize_masks, args.resize_predictions)
     print(report.format_table())
     if args.json:

