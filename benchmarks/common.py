@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmark scripts: where the data is, and writing docs/results.md.
+
+Each benchmark owns one section of docs/results.md, delimited by HTML comments, and rewrites
+only that section, so benchmarks can be re-run independently.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from boxpromptiml.fileio import write_json_atomic, write_text_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+RESULTS_MD = REPO / "docs" / "results.md"
+RESULTS_HEADER = "# Results\n\nEvery number here comes from a script under `benchmarks/`, run as shown.\n"
+
+
+def machine_line() -> str:
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "n/a"
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def update_results_section(key: str, markdown: str, path: Path = RESULTS_MD) -> None:
+    """Replace (or append) the section ``key`` of docs/results.md."""
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    text = path.read_text(encoding="utf-8") if path.is_file() else RESULTS_HEADER
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    write_text_atomic(path, text)
+
+
+class ResultStore:
+    """Measured rows kept in a JSON file, so a long benchmark can be resumed and re-rendered."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def has(self, key: str) -> bool:
+        return key in self.rows
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        self.rows[key] = row
+        write_json_atomic(self.path, self.rows)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.rows.get(key)

