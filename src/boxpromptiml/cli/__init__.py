@@ -8,10 +8,18 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import BPIMLError
-from . import boxes_cmd, evaluate_cmd, pseudo_label_cmd, toy_cmd
+from . import boxes_cmd, deploy_cmds, evaluate_cmd, pseudo_label_cmd, toy_cmd, train_cmd
 
 # In the order of the method's data flow.
-COMMANDS = (toy_cmd, boxes_cmd, pseudo_label_cmd, evaluate_cmd)
+COMMANDS = (toy_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd, deploy_cmds)
+
+
+class _Formatter(logging.Formatter):
+    """``bpiml: message`` for progress, ``bpiml: warning: message`` for problems."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        return f"bpiml: {level}{record.getMessage()}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,18 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bpiml",
         description="BoxPromptIML: pixel-level image manipulation localization trained from coarse boxes.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        command.add_parser(sub)
+        command.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``bpiml``; returns the process exit code (0 ok, 1 some inputs failed, 2 error)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="bpiml: %(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("boxpromptiml").setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         return int(args.run(args) or 0)
     except BPIMLError as exc:

@@ -15,7 +15,7 @@ def _gap(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "boxes", help="simulate coarse boxes from ground-truth masks (COCO JSON)",
         description="One box per tampered region, as an annotator draws it in a few seconds: small "

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir
+import torch
+
+from ..deployment.predictor import load_predictor
+from ..errors import ConfigError
+from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir, evaluate_predictor
 from ..evaluation.metrics import DEFAULT_THRESHOLD
 from ..fileio import write_json_atomic
 from .common import add_dataset_option, add_resize_masks_option, dataset_from_args, report_failures
+from .deploy_cmds import add_model_option
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate", help="pixel F1 / IoU / AUC and image AUC of probability maps",
         description="Pixel metrics at a threshold, averaged over tampered images (the field's main "
@@ -19,8 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     f"or the value in DIR/{SCORES_FILE} when present).",
     )
     add_dataset_option(p)
-    p.add_argument("--pred", required=True, metavar="DIR",
-                   help="folder with one 8-bit PNG probability map per image, named <image stem>.png")
+    source = p.add_argument_group("what to evaluate (default: the shipped model)")
+    source.add_argument("--pred", metavar="DIR",
+                        help="folder with one 8-bit PNG probability map per image, named <image stem>.png")
+    add_model_option(source)
     p.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
     p.add_argument("--per-image", action="store_true", help="include per-image numbers in the JSON file")
     p.add_argument("--tampered-only", action="store_true",
@@ -37,8 +44,15 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     if args.tampered_only:
         dataset = dataset.replace_samples(dataset.tampered)
-    report, run_ = evaluate_prediction_dir(dataset, args.pred, args.threshold,
-                                           args.resize_masks, args.resize_predictions)
+    if args.pred and args.model:
+        raise ConfigError("give either --pred (saved maps) or --model (predict now), not both")
+    if args.pred:
+        report, run_ = evaluate_prediction_dir(dataset, args.pred, args.threshold, args.resize_masks,
+                                               args.resize_predictions)
+    else:
+        torch.set_num_threads(max(1, args.threads))
+        predictor = load_predictor(args.model, args.backend)
+        report, run_ = evaluate_predictor(dataset, predictor.predict, args.threshold, args.resize_masks)
     print(report.format_table())
     if args.json:
         write_json_atomic(args.json, report.to_dict(per_image=args.per_image))

@@ -69,7 +69,7 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
     return create_teacher(args.teacher, args.checkpoint, options, settings)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pseudo-label", help="run a frozen box-prompted teacher to get soft pseudo masks",
         description="Writes OUT/<image stem>.png (8-bit soft mask) for every tampered image with boxes, and "

@@ -7,7 +7,7 @@ import argparse
 from ..data.toy import make_toy_dataset
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("toy-data", help="write a tiny generated IML dataset (Tp/ Gt/ Au/ + dataset.json)",
                        description="Generate spliced texture images with exact masks, for trying the tool.")
     p.add_argument("out", help="output folder")

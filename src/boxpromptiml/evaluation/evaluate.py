@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from ..data.images import PathLike, image_size, read_mask, read_probability_map
+from ..data.images import PathLike, image_size, read_image, read_mask, read_probability_map
 from ..data.samples import Dataset, Label, Sample
 from ..errors import DataError
 from ..runner import SampleRun, run_per_sample
@@ -167,6 +169,22 @@ def read_scores(pred_dir: Path) -> dict[str, float]:
     if not isinstance(scores, dict) or not all(isinstance(v, int | float) for v in scores.values()):
         raise DataError(f"{path}: expected an object mapping image name to a number")
     return {str(k): float(v) for k, v in scores.items()}
+
+
+def evaluate_predictor(
+    dataset: Dataset, predict: Callable[[np.ndarray], Any], threshold: float = M.DEFAULT_THRESHOLD,
+    resize_masks: bool = False, desc: str = "evaluate",
+) -> tuple[EvaluationReport, SampleRun[ImageRecord]]:
+    """Run ``predict(image) -> object with .probability (H x W) and .score`` on every image and evaluate."""
+    evaluator = Evaluator(threshold)
+
+    def step(sample: Sample) -> ImageRecord:
+        mask = load_ground_truth(sample, resize_masks)
+        prediction = predict(read_image(sample.image))
+        return evaluator.add(sample.name, sample.label, prediction.probability, mask, prediction.score)
+
+    run = run_per_sample(dataset, step, desc=desc, total=len(dataset))
+    return evaluator.report(), run
 
 
 def evaluate_prediction_dir(

@@ -101,7 +101,7 @@ def generate_pseudo_labels(
         else:
             todo.append(sample)
     if resumed:
-        log.warning("%s: %d image(s) already done, resuming with %d", out_dir, len(resumed), len(todo))
+        log.info("%s: %d image(s) already done, resuming with %d", out_dir, len(resumed), len(todo))
 
     def step(sample: Sample) -> PseudoLabel:
         start = time.perf_counter()

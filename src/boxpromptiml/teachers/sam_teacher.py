@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..data.samples import Box
 from .base import Teacher, TeacherOptions
+from .cpu_inference import prepare_for_cpu_inference
 from .sam_model import SamPromptModel
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -107,9 +108,7 @@ class SamTeacher(Teacher):
     def __init__(self, model: SamPromptModel, name: str, settings: SamSettings, options: TeacherOptions | None = None,
                  weights: dict[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.model = model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.model = prepare_for_cpu_inference(model)
         self.name = name
         self.settings = settings
         self.weights = weights or {}
@@ -118,7 +117,7 @@ class SamTeacher(Teacher):
     @torch.inference_mode()
     def predict_logits(self, canvas: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Low-resolution logits (N x 1 x m x m) for N canvas boxes on one 1 x 3 x S x S canvas."""
-        embedding = self.model.encode(canvas)
+        embedding = self.model.encode(canvas.contiguous(memory_format=torch.channels_last))
         logits, iou = self.model.decode(embedding, boxes, multimask=self.settings.multimask)
         if self.settings.multimask:
             best = iou.argmax(dim=1)

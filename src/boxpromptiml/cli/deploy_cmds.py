@@ -1,0 +1,91 @@
+"""`bpiml predict`, `bpiml export` and `bpiml bench`: using a trained student."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from ..deployment.complexity import format_complexity, measure
+from ..deployment.export import export_onnx
+from ..deployment.predict_files import predict_files
+from ..deployment.predictor import load_predictor
+from ..deployment.shipped import shipped_model_dir
+from ..errors import BPIMLError, ConfigError
+from ..fileio import write_json_atomic
+from ..student.model import StudentConfig, build_student
+from ..training.checkpoint import load_student
+from .common import report_failures
+
+MODEL_HELP = "run or checkpoint folder from bpiml train (default: the model shipped with the package)"
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="torch, or onnx (runs RUN_DIR/*.onnx written by bpiml export) (default: torch)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="tampering probability maps for images (files, folders, globs)",
+                       description="Writes OUT/<stem>.png (8-bit probability, what bpiml evaluate reads) and "
+                                   "OUT/scores.json; images of any size are resized to the model and back.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    add_model_option(p)
+    p.add_argument("--masks", action="store_true", help="also write binary masks to OUT/masks/")
+    p.add_argument("--overlays", action="store_true", help="also write overlay pictures to OUT/overlays/")
+    p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
+    p.set_defaults(run=run_predict)
+
+    p = sub.add_parser("export", help="export a student to ONNX (dynamic batch), checked against PyTorch",
+                       description="The graph takes B x 3 x S x S RGB in [0, 1] and returns probabilities.")
+    p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.set_defaults(run=run_export)
+
+    p = sub.add_parser("bench", help="parameters, GMACs, CPU latency and peak memory of a student",
+                       description="Without --model: the shipped model, or the default student configuration "
+                                   "(random weights) when none ships. GMACs = FLOPs / 2 counted by "
+                                   "torch.utils.flop_counter (convolutions and matrix products).")
+    p.add_argument("--model", "-m", metavar="RUN_DIR", help="run or checkpoint folder")
+    p.add_argument("--json", metavar="OUT", help="also write the numbers to this JSON file")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per setting (default: 10)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+    p.set_defaults(run=run_bench)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    predictor = load_predictor(args.model, args.backend)
+    result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold)
+    print(f"predicted {len(result.results)} image(s) into {args.out}")
+    return report_failures(result, "predict")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    model, _ = load_student(args.model or shipped_model_dir())
+    difference = export_onnx(model, args.onnx, args.opset)
+    print(f"wrote {args.onnx}; max |ONNX - PyTorch| on probabilities: {difference:.2e}")
+    if difference is not None and difference > 1e-4:
+        raise ConfigError(f"ONNX output differs from PyTorch by {difference:.2e} (> 1e-4)")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    if args.model:
+        model, name = load_student(args.model)[0], str(args.model)
+    else:
+        try:
+            model, name = load_student(shipped_model_dir())[0], "shipped model"
+        except BPIMLError:
+            model, name = build_student(StudentConfig()), "default student configuration (random weights)"
+    complexity = measure(model, args.repeats)
+    print(format_complexity(name, complexity))
+    if args.json:
+        write_json_atomic(args.json, {"model": name, **complexity.to_dict()})
+    return 0

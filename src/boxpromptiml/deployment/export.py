@@ -1,0 +1,63 @@
+"""ONNX export through a small adapter (image in [0, 1] -> probabilities), checked against PyTorch.
+
+The graph has a dynamic batch axis and a fixed square input (the student's ``input_size``).
+It is produced with torch's ``torch.export``-based exporter, whose graph matches PyTorch to
+float precision (the older tracing exporter mis-handles TinyViT's window padding).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.images import PathLike
+from ..errors import ConfigError
+from ..student.model import Student
+
+INPUT_NAME, PROBABILITY_NAME, SCORE_NAME = "image", "probability", "score"
+
+
+class OnnxAdapter(nn.Module):
+    """What the ONNX graph computes: probabilities (and image scores with a score head)."""
+
+    def __init__(self, model: Student) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        if self.model.score_head is not None:
+            logits, score_logits = self.model.forward_with_score(image)
+            return torch.sigmoid(logits), torch.sigmoid(score_logits)
+        return torch.sigmoid(self.model(image))
+
+
+def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = True) -> float | None:
+    """Write ``model`` as ONNX; with ``check``, return the max |difference| against PyTorch."""
+    try:
+        import onnxscript  # noqa: F401 - the exporter needs it
+    except ImportError as exc:
+        raise ConfigError("ONNX export needs the [onnx] extra: pip install 'boxpromptiml[onnx]'") from exc
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    adapter = OnnxAdapter(model.eval())
+    size = model.config.input_size
+    example = torch.rand(2, 3, size, size)
+    outputs = [PROBABILITY_NAME, SCORE_NAME] if model.score_head is not None else [PROBABILITY_NAME]
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.onnx.export(adapter, (example,), str(tmp), input_names=[INPUT_NAME], output_names=outputs,
+                      dynamic_shapes={"image": {0: torch.export.Dim("batch", min=1, max=1024)}},
+                      opset_version=opset, dynamo=True, external_data=False, verbose=False)
+    tmp.replace(path)
+    if not check:
+        return None
+    from .onnx_backend import OnnxSession
+
+    probe = torch.rand(3, 3, size, size)
+    with torch.inference_mode():
+        expected = adapter(probe)
+    expected = expected[0] if isinstance(expected, tuple) else expected
+    got, _ = OnnxSession(path).run(probe.numpy())
+    return float(np.abs(got - expected.numpy()).max())

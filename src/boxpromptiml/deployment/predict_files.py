@@ -1,0 +1,86 @@
+"""`bpiml predict`: probability maps (the format `bpiml evaluate` reads) for files, folders, globs.
+
+Writes ``OUT/<stem>.png`` (8-bit probability), ``OUT/scores.json`` (image-level scores), and
+optionally ``OUT/masks/<stem>.png`` (binary at the threshold) and ``OUT/overlays/<stem>.jpg``
+(the image with the map in red). Unreadable images are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data.images import IMAGE_EXTENSIONS, PathLike, read_image, write_image, write_probability_map
+from ..errors import DataError
+from ..evaluation.evaluate import SCORES_FILE
+from ..fileio import write_bytes_atomic, write_json_atomic
+from ..runner import SampleRun, run_per_sample
+from .predictor import Prediction, Predictor
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths with unique stems."""
+    paths: list[Path] = []
+    missing = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.is_file():
+            paths.append(path)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+            paths += [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+            if not matches:
+                missing.append(item)
+        else:
+            missing.append(item)
+    if missing:
+        raise DataError(f"not found: {', '.join(missing)}")
+    if not paths:
+        raise DataError(f"no images in {', '.join(inputs)}")
+    by_stem: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in by_stem and by_stem[path.stem] != path:
+            raise DataError(f"two inputs share the name {path.stem!r} ({by_stem[path.stem]}, {path}); outputs are "
+                            "named by file stem")
+        by_stem[path.stem] = path
+    return list(by_stem.values())
+
+
+def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """The image with tampering probability shown in red."""
+    red = np.zeros_like(image)
+    red[..., 0] = 255
+    alpha = (0.6 * prob)[..., None]
+    return (image * (1 - alpha) + red * alpha).astype(np.uint8)
+
+
+def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, masks: bool = False,
+                  overlays: bool = False, threshold: float = 0.5) -> SampleRun[Prediction]:
+    out = Path(out_dir)
+    paths = expand_inputs(inputs)
+
+    def step(path: Path) -> Prediction:
+        image = read_image(path)
+        prediction = predictor.predict(image)
+        write_probability_map(out / f"{path.stem}.png", prediction.probability)
+        if masks:
+            write_image(out / "masks" / f"{path.stem}.png", (prediction.probability > threshold).astype(np.uint8) * 255)
+        if overlays:
+            import cv2
+
+            ok, jpg = cv2.imencode(".jpg", overlay(image, prediction.probability)[..., ::-1],
+                                   [cv2.IMWRITE_JPEG_QUALITY, 90])
+            write_bytes_atomic(out / "overlays" / f"{path.stem}.jpg", jpg.tobytes())
+        return prediction
+
+    run = run_per_sample(paths, step, desc="predict", total=len(paths), name_of=lambda p: p.stem)
+    scores_path = out / SCORES_FILE
+    scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
+    scores.update({name: round(p.score, 6) for name, p in run.results.items()})
+    write_json_atomic(scores_path, scores)
+    return run

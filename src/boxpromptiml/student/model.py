@@ -1,0 +1,107 @@
+"""The student: encoder -> fusion decoder -> tampering logits at the input size. No loss, no I/O.
+
+Built from a :class:`StudentConfig` (saved next to every checkpoint, so a model can be rebuilt
+from its folder). ``forward(image) -> logits`` (B x 1 x H x W); with ``image_head`` the model
+also scores whole images (``forward_with_score``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .decoders import MGFM, FPNFusion
+from .encoders import ENCODERS, create_encoder
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PROB_EPS = 1e-6
+
+
+class Fusion(StrEnum):
+    MGFM = "mgfm"
+    FPN = "fpn"
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Everything needed to rebuild a student's architecture."""
+
+    encoder: str = "tinyvit5m"
+    encoder_init: str = "litemedsam"  # initial weights before training: litemedsam | imagenet | random
+    fusion: Fusion = Fusion.MGFM
+    width: int = 64  # common width of the fused features (decoder cost grows with its square)
+    memory_slots: int = 16  # K prototype vectors in the MGFM memory bank
+    use_gates: bool = True
+    use_memory: bool = True
+    image_head: bool = False
+    input_size: int = 256  # images are resized to input_size x input_size
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fusion", Fusion(self.fusion))
+        if self.encoder not in ENCODERS.names():
+            ENCODERS.get(self.encoder)  # raises with the known names
+        if self.input_size % 32:
+            raise ConfigError(f"input_size must be a multiple of 32, got {self.input_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown student settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+class Student(nn.Module):
+    """Image -> tampering logits; normalisation with ImageNet statistics happens inside."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = create_encoder(config.encoder)
+        info = self.encoder.feature_info
+        if config.fusion is Fusion.MGFM:
+            self.decoder: nn.Module = MGFM(info, config.width, config.memory_slots, config.use_gates,
+                                           config.use_memory)
+        else:
+            self.decoder = FPNFusion(info, config.width)
+        self.score_head = nn.Linear(info[-1].channels + 1, 1) if config.image_head else None
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _probabilities(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        features = self.encoder((image - self.mean) / self.std)
+        return self.decoder(features), features
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits (B x 1 x H x W) for images (B x 3 x H x W, RGB in [0, 1])."""
+        prob, _ = self._probabilities(image)
+        return self._to_logits(prob, image.shape[-2:])
+
+    def forward_with_score(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel logits and image-level logits (B,), the latter from the score head."""
+        if self.score_head is None:
+            raise ConfigError("this student has no image-level score head (image_head=False)")
+        prob, features = self._probabilities(image)
+        pooled = torch.cat([features[-1].mean(dim=(2, 3)), prob.amax(dim=(2, 3))], dim=1)
+        return self._to_logits(prob, image.shape[-2:]), self.score_head(pooled)[:, 0]
+
+    @staticmethod
+    def _to_logits(prob: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        logits = torch.logit(prob.clamp(PROB_EPS, 1 - PROB_EPS))
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def build_student(config: StudentConfig) -> Student:
+    """The architecture with random weights (initial encoder weights: see ``pretrained``)."""
+    return Student(config)

@@ -1,0 +1,183 @@
+"""Training configuration: dataclasses, loadable from YAML, overridable with ``key=value``.
+
+The full :class:`TrainConfig` is saved as ``config.json`` in the run folder and the student's
+architecture as ``student.json`` next to every checkpoint (nanoGPT-style), so a run can be
+resumed and a model rebuilt from its folder alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from ..errors import ConfigError
+from ..student.model import StudentConfig
+
+
+class Supervision(StrEnum):
+    PSEUDO = "pseudo"  # the teacher's soft pseudo masks (the method)
+    FULL = "full"  # ground-truth masks (the fully-supervised upper bound)
+    BOX = "box"  # filled boxes (no teacher)
+
+
+@dataclass(frozen=True)
+class TrainSource:
+    """One training dataset and where its targets come from."""
+
+    dataset: str
+    boxes: str | None = None  # COCO boxes: needed for box supervision and the outside-box penalty
+    pseudo_labels: str | None = None  # folder written by `bpiml pseudo-label`
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[TrainSource, ...] = ()
+    val: tuple[str, ...] = ()  # validation datasets (never a test set)
+    supervision: Supervision = Supervision.PSEUDO
+    val_limit: int | None = None  # validate on the first N images only (None = all)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms (see training/losses.py)."""
+
+    bce: float = 1.0  # BCE on the soft targets: the paper's distillation loss
+    dice: float = 0.5  # soft Dice on tampered images: counters the small-region imbalance
+    outside_box: float = 0.0  # extra penalty on probability outside every box (needs boxes)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    hflip: float = 0.5  # probability of a horizontal flip
+    scale_min: float = 0.7  # random resized crop: fraction of the image side kept
+    colour: float = 0.2  # brightness / contrast / saturation jitter amplitude
+    jpeg: float = 0.5  # probability of JPEG re-compression
+    jpeg_quality_min: int = 60
+    jpeg_quality_max: int = 100
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 12
+    batch_size: int = 8
+    lr: float = 4e-4
+    encoder_lr_scale: float = 0.5  # pretrained encoders learn slower than the new decoder
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    seed: int = 0
+    workers: int = 2
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    student: StudentConfig = field(default_factory=StudentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _build(cls, data, "config")
+
+    def override(self, assignments: list[str]) -> TrainConfig:
+        """Apply ``section.key=value`` strings (values parsed as YAML: 1e-3, true, [a, b])."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like section.key=value")
+            path, raw = item.split("=", 1)
+            *parents, leaf = path.strip().split(".")
+            node = data
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"unknown setting {path!r}")
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"unknown setting {path!r}; known here: {', '.join(node)}")
+            node[leaf] = yaml.safe_load(raw)
+        return TrainConfig.from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Recursively build dataclass ``cls`` from plain data, with errors naming the bad key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if is_dataclass(hint):
+            kwargs[name] = hint.from_dict(value) if hasattr(hint, "from_dict") and hint is not TrainConfig \
+                else _build(hint, value, f"{where}.{name}")
+        elif name == "train":
+            kwargs[name] = tuple(_build(TrainSource, v, f"{where}.train[{i}]") for i, v in enumerate(value or []))
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+    try:
+        built = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    if cls is DataConfig:
+        built = replace(built, supervision=Supervision(built.supervision))
+    return built
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Numbers written in forms YAML reads as strings (``1e-3``) become the field's type."""
+    if hint in (float, int) and isinstance(value, str):
+        try:
+            return hint(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from exc
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, updated from a YAML file, then from ``key=value`` overrides."""
+    config = TrainConfig()
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        config = TrainConfig.from_dict(_merge(config.to_dict(), data))
+    return config.override(overrides or [])
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def config_json(config: TrainConfig) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,107 @@
+"""Training samples: image + soft target (+ the box region), resized to the student's input.
+
+The target of a tampered image comes from the configured supervision: the teacher's pseudo
+mask (``pseudo``), the ground-truth mask (``full``) or the filled boxes (``box``); authentic
+images get an all-zero target. The box region (1 inside any box; all ones when boxes are
+unknown) feeds the optional outside-box penalty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from ..boxes.simulate import boxes_to_mask
+from ..data.coco import attach_boxes, read_coco_boxes
+from ..data.images import read_image, read_mask, read_probability_map
+from ..data.readers import load_dataset
+from ..data.samples import Sample
+from ..errors import ConfigError, DataError
+from ..student.inputs import image_to_input
+from .augment import augment
+from .config import AugmentConfig, Supervision, TrainSource
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    sample: Sample
+    pseudo_label: Path | None  # the teacher's mask file (pseudo supervision, tampered images)
+
+
+def collect_items(sources: tuple[TrainSource, ...], supervision: Supervision) -> list[TrainItem]:
+    """Every training image with what its target needs; fails early on anything missing."""
+    if not sources:
+        raise ConfigError("no training data: give at least one --train dataset")
+    items: list[TrainItem] = []
+    for source in sources:
+        dataset = load_dataset(source.dataset)
+        if source.boxes:
+            dataset = attach_boxes(dataset, read_coco_boxes(source.boxes), source=source.boxes)
+        for sample in dataset:
+            pseudo = None
+            if sample.is_tampered and supervision is Supervision.PSEUDO:
+                if not source.pseudo_labels:
+                    raise ConfigError(f"{source.dataset}: pseudo supervision needs its --pseudo-labels folder")
+                pseudo = Path(source.pseudo_labels) / f"{sample.name}.png"
+                if not pseudo.is_file():
+                    raise DataError(f"pseudo label {pseudo} of {sample.image} is missing; run bpiml pseudo-label")
+            if sample.is_tampered and supervision is Supervision.FULL and sample.mask is None:
+                raise DataError(f"full supervision needs a mask for {sample.image}")
+            if sample.is_tampered and supervision is Supervision.BOX and not sample.boxes:
+                raise DataError(f"box supervision needs boxes for {sample.image} (pass --boxes)")
+            items.append(TrainItem(sample, pseudo))
+    return items
+
+
+def load_target(item: TrainItem, supervision: Supervision, shape: tuple[int, int]) -> np.ndarray:
+    """Float32 target in [0, 1] at the image's size."""
+    sample = item.sample
+    if not sample.is_tampered:
+        return np.zeros(shape, np.float32)
+    if supervision is Supervision.PSEUDO:
+        target = read_probability_map(item.pseudo_label)
+    elif supervision is Supervision.FULL:
+        target = read_mask(sample.mask, shape, sample.image).astype(np.float32)
+    else:
+        target = boxes_to_mask(sample.boxes or (), shape)
+    if target.shape != shape:
+        raise DataError(f"target for {sample.image} is {target.shape[::-1]} but the image is {shape[::-1]}")
+    return target
+
+
+def map_to_tensor(array: np.ndarray, size: int) -> torch.Tensor:
+    return torch.from_numpy(cv2.resize(array.astype(np.float32), (size, size),
+                                       interpolation=cv2.INTER_LINEAR))[None]
+
+
+class TrainingSet(TorchDataset):
+    """Augmented, resized (image, target, region, label) tensors for the training loop."""
+
+    def __init__(self, items: list[TrainItem], supervision: Supervision, size: int,
+                 augment_config: AugmentConfig | None, seed: int = 0) -> None:
+        self.items, self.supervision, self.size = items, supervision, size
+        self.augment_config, self.seed, self.epoch = augment_config, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.items[index]
+        image = read_image(item.sample.image)
+        shape = image.shape[:2]
+        target = load_target(item, self.supervision, shape)
+        region = boxes_to_mask(item.sample.boxes, shape) if item.sample.boxes else np.ones(shape, np.float32)
+        if self.augment_config is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            image, target, region = augment(image, target, region, self.augment_config, rng)
+        return {
+            "image": image_to_input(image, self.size),
+            "target": map_to_tensor(target, self.size),
+            "region": map_to_tensor(region, self.size),
+            "label": torch.tensor(float(item.sample.is_tampered)),
+        }

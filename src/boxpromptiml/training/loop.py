@@ -1,0 +1,203 @@
+"""`bpiml train`: distil pseudo masks into the student, resumably.
+
+Run folder layout: ``config.json`` (the whole TrainConfig), ``metrics.csv`` (one row per
+epoch), ``init.json`` (which encoder tensors were pretrained), ``last/`` (weights + optimizer,
+rewritten every epoch) and ``best/`` (best validation pixel F1). Starting the same command
+again continues after the last finished epoch; a different config in the same folder is
+refused. Randomness is seeded per epoch, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..data.images import PathLike, read_image
+from ..data.readers import load_datasets
+from ..data.samples import Dataset
+from ..errors import ConfigError, DataError
+from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
+from ..fileio import write_json_atomic, write_text_atomic
+from ..runner import run_per_sample
+from ..student.model import Student, build_student
+from ..student.pretrained import initialise_encoder
+from .checkpoint import STATE, load_optimizer_state, load_student, read_json, save_checkpoint
+from .config import TrainConfig
+from .data import TrainingSet, collect_items
+from .losses import DistillationLoss
+
+log = logging.getLogger(__name__)
+
+METRICS_FIELDS = ["epoch", "lr", "train_loss", "bce", "dice", "outside_box", "val_pixel_f1", "val_pixel_iou",
+                  "val_pixel_auc", "val_image_auc", "seconds"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    best_val_f1: float | None
+    skipped_images: dict[str, str]
+
+
+def learning_rate_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def validate(model: Student, dataset: Dataset) -> EvaluationReport:
+    """The `bpiml evaluate` numbers of the model on a validation dataset."""
+    from ..deployment.predictor import Predictor
+
+    return evaluate_predictor(dataset, Predictor.from_student(model).predict, desc="validate")[0]
+
+
+def _check_run_folder(run_dir: Path, config: TrainConfig) -> None:
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        if read_json(saved) != config.to_dict():
+            raise ConfigError(f"{run_dir} holds a run with another configuration (see {saved}); "
+                              "use a new --out folder to start a different run")
+    else:
+        write_json_atomic(saved, config.to_dict())
+
+
+def _readable_items(items):
+    """Decode every training image once; unreadable ones are reported and left out."""
+    run = run_per_sample([i.sample for i in items], lambda s: read_image(s.image).shape, desc="check images",
+                         total=len(items))
+    return [i for i in items if i.sample.name in run.results], run.failures
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRICS_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [row for row in csv.DictReader(handle) if int(row["epoch"]) < before_epoch]
+
+
+def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
+    """Train (or resume) a student as ``config`` says, writing the run folder."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_run_folder(run_dir, config)
+    torch.set_num_threads(max(1, config.optim.threads))
+    items, skipped = _readable_items(collect_items(config.data.train, config.data.supervision))
+    if not items:
+        raise DataError("no readable training image")
+    val = load_datasets(list(config.data.val)) if config.data.val else None
+    if val is not None and config.data.val_limit:
+        val = val.replace_samples(val.samples[: config.data.val_limit])
+    if val is None:
+        log.warning("no validation dataset: the 'best' checkpoint is the last epoch")
+
+    model = build_student(config.student)
+    encoder_params = list(model.encoder.parameters())
+    encoder_ids = {id(p) for p in encoder_params}
+    other_params = [p for p in model.parameters() if id(p) not in encoder_ids]
+    optim = config.optim
+    optimizer = torch.optim.AdamW([
+        {"params": encoder_params, "base_lr": optim.lr * optim.encoder_lr_scale},
+        {"params": other_params, "base_lr": optim.lr},
+    ], lr=optim.lr, weight_decay=optim.weight_decay)
+
+    last = run_dir / "last"
+    start_epoch, best_f1 = 0, None
+    if (last / STATE).is_file():
+        resumed, state = load_student(last)
+        model.load_state_dict(resumed.state_dict())
+        load_optimizer_state(last, optimizer)
+        start_epoch, best_f1 = state["epoch"] + 1, state.get("best_val_f1")
+        log.info("%s: resuming after epoch %d", run_dir, state["epoch"])
+    else:
+        report = initialise_encoder(config.student.encoder, model.encoder, config.student.encoder_init)
+        write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
+                                                  "kept_random": report.kept_random})
+
+    dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed)
+    loss_fn = DistillationLoss(config.loss)
+    steps_per_epoch = math.ceil(len(dataset) / optim.batch_size)
+    total_steps = optim.epochs * steps_per_epoch
+    warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
+    rows = _read_metrics(run_dir / "metrics.csv", start_epoch)
+
+    for epoch in range(start_epoch, optim.epochs):
+        started = time.perf_counter()
+        torch.manual_seed(optim.seed + epoch)
+        dataset.epoch = epoch
+        loader = DataLoader(dataset, batch_size=optim.batch_size, shuffle=True, num_workers=optim.workers,
+                            worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(optim.seed + epoch))
+        model.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{optim.epochs}", unit="batch", file=sys.stderr, disable=None,
+                   dynamic_ncols=True)
+        for i, batch in enumerate(bar):
+            factor = learning_rate_factor(epoch * steps_per_epoch + i, total_steps, warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            logits = model(batch["image"])
+            loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key, value in {"train_loss": float(loss.detach()), **terms}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")
+        row = {k: round(v / max(1, len(loader)), 6) for k, v in sums.items()}
+        report = validate(model, val) if val is not None else None
+        f1 = report.pixel_f1 if report is not None else None
+        improved = best_f1 is None or (f1 is not None and f1 > best_f1) or report is None
+        if improved:
+            best_f1 = f1
+        row.update(epoch=epoch, lr=optimizer.param_groups[1]["lr"], seconds=round(time.perf_counter() - started, 1),
+                   val_pixel_f1=f1, val_pixel_iou=report.pixel_iou if report else None,
+                   val_pixel_auc=report.pixel_auc if report else None,
+                   val_image_auc=report.image_auc if report else None)
+        rows.append(row)
+        state = {"epoch": epoch, "best_val_f1": best_f1, "val": report.to_dict() if report else None}
+        if improved:
+            save_checkpoint(run_dir / "best", model, state)
+        save_checkpoint(last, model, state, optimizer)
+        _write_metrics(run_dir / "metrics.csv", rows)
+        log.info("epoch %d: loss %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
+                    "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
+    write_json_atomic(run_dir / "skipped_images.json", skipped)
+    return TrainResult(run_dir, optim.epochs, best_f1, skipped)
+
+
+def run_summary(result: TrainResult) -> str:
+    best = "n/a" if result.best_val_f1 is None else f"{result.best_val_f1:.4f}"
+    text = f"trained {result.epochs_done} epochs; best validation pixel F1 {best}; model in {result.run_dir / 'best'}"
+    if result.skipped_images:
+        text += f"\n{len(result.skipped_images)} unreadable training image(s) left out: " + json.dumps(
+            result.skipped_images, indent=1)
+    return text
+

@@ -1,0 +1,38 @@
+"""The distillation objective, owned by the training task (never by the model).
+
+loss = bce * BCE(logits, soft target)                 (the paper's distillation loss)
+     + dice * (1 - soft Dice) over tampered images    (keeps small regions from vanishing)
+     + outside_box * mean(p outside every box)        (the box says where tampering can be)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .config import LossConfig
+
+
+class DistillationLoss:
+    """Weighted sum of the terms above; returns the total and each term for logging."""
+
+    def __init__(self, config: LossConfig) -> None:
+        self.config = config
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor,
+                 label: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        terms: dict[str, torch.Tensor] = {}
+        if self.config.bce:
+            terms["bce"] = F.binary_cross_entropy_with_logits(logits, target)
+        prob = torch.sigmoid(logits)
+        tampered = label > 0.5
+        if self.config.dice and tampered.any():
+            p, t = prob[tampered].flatten(1), target[tampered].flatten(1)
+            dice = (2 * (p * t).sum(1) + 1.0) / (p.sum(1) + t.sum(1) + 1.0)
+            terms["dice"] = (1 - dice).mean()
+        if self.config.outside_box:
+            outside = 1.0 - region
+            terms["outside_box"] = (prob * outside).sum() / outside.sum().clamp(min=1.0)
+        weights = {"bce": self.config.bce, "dice": self.config.dice, "outside_box": self.config.outside_box}
+        total = sum(weights[k] * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
