@@ -50,7 +50,12 @@ CONFIGS: dict[str, tuple[str, SamSettings | None, str]] = {
     "litemedsam-refine1": ("litemedsam", replace(PLAIN, refine_steps=1), "plain + 1 pass with the mask as prompt"),
     "litemedsam-crop0.5": ("litemedsam", replace(PLAIN, crop_context=0.5), "plain on a crop: box + 50% context"),
     "litemedsam-crop1": ("litemedsam", replace(PLAIN, crop_context=1.0), "plain on a crop: box + 100% context"),
-    "litemedsam-default": ("litemedsam", LITEMEDSAM_DEFAULT, "the shipped default settings"),
+    "litemedsam+grabcut-0.3": ("litemedsam", replace(LONGEST_MINMAX, grabcut_weight=0.3),
+                               "longest-minmax blended with GrabCut: 0.7 SAM + 0.3 GrabCut"),
+    "litemedsam+grabcut-0.6": ("litemedsam", replace(LONGEST_MINMAX, grabcut_weight=0.6),
+                               "longest-minmax blended with GrabCut: 0.4 SAM + 0.6 GrabCut"),
+    "litemedsam-default": ("litemedsam", LITEMEDSAM_DEFAULT,
+                           "the default: longest-minmax blended 0.55 SAM + 0.45 GrabCut"),
 }
 COARSENESS = [(0.0, 0.0), (0.10, 0.0), (0.25, 0.0), (0.10, 0.05), (0.25, 0.10)]
 

@@ -11,8 +11,9 @@ def _subcommands():
 
 
 def test_commands_follow_the_data_flow():
-    assert _subcommands() == ["toy-data", "boxes", "pseudo-label", "train", "evaluate", "predict", "export", "bench"]
-    assert len(COMMANDS) == 6
+    assert _subcommands() == ["toy-data", "synthesize", "boxes", "pseudo-label", "train", "evaluate", "predict",
+                              "export", "bench"]
+    assert len(COMMANDS) == 7
 
 
 @pytest.mark.parametrize("command", _subcommands())

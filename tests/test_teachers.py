@@ -2,6 +2,7 @@
 and every checkpoint loader with right and wrong files."""
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -115,6 +116,23 @@ def test_every_litemedsam_setting_runs(scene):
     for settings in (SamSettings(multimask=True), SamSettings(refine_steps=1), SamSettings(crop_context=0.5)):
         prob = create_teacher("litemedsam", settings=settings).segment(image, [_loose(box)])
         assert prob.shape == mask.shape and _f1(prob, mask) > 0.6
+
+
+def test_grabcut_blend_is_the_weighted_mean_of_sam_and_grabcut(scene):
+    image, mask, box = scene
+    base = SamSettings(resize=Resize.LONGEST_SIDE)
+    sam = create_teacher("litemedsam", settings=base).segment(image, [_loose(box)])
+    grab = create_teacher("grabcut").segment(image, [_loose(box)])
+    blend = create_teacher("litemedsam", settings=replace(base, grabcut_weight=0.45)).segment(image, [_loose(box)])
+    np.testing.assert_allclose(blend, 0.55 * sam + 0.45 * grab, atol=1e-6)
+    with pytest.raises(ValueError, match="grabcut_weight"):
+        SamSettings(grabcut_weight=1.5)
+
+
+def test_grabcut_is_deterministic(scene):
+    image, _, box = scene
+    first = create_teacher("grabcut").segment(image, [_loose(box, 20)])
+    assert all((create_teacher("grabcut").segment(image, [_loose(box, 20)]) == first).all() for _ in range(3))
 
 
 def test_canvas_transform_keeps_boxes_with_the_image():

@@ -44,6 +44,8 @@ def add_teacher_options(p: argparse.ArgumentParser) -> None:
     sam.add_argument("--multimask", action=argparse.BooleanOptionalAction, default=None,
                      help="decode 3 masks per box and keep the one with the best predicted IoU")
     sam.add_argument("--refine-steps", type=int, help="extra decoding passes with the previous mask as prompt")
+    sam.add_argument("--grabcut-weight", type=float, metavar="W",
+                     help="blend each box's SAM mask with GrabCut: (1-W)*sam + W*grabcut (0: SAM alone)")
     sam.add_argument("--crop-context", type=_crop_context, default=argparse.SUPPRESS, metavar="F|none",
                      help="encode a crop around each box, grown by F x its longer side; 'none': the whole image")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -58,6 +60,7 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
         ("normalize", args.normalize and Normalize(args.normalize)),
         ("multimask", args.multimask),
         ("refine_steps", args.refine_steps),
+        ("grabcut_weight", args.grabcut_weight),
     ) if value is not None}
     if "crop_context" in args:
         overrides["crop_context"] = args.crop_context

@@ -42,7 +42,7 @@ def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = T
         raise ConfigError("ONNX export needs the [onnx] extra: pip install 'boxpromptiml[onnx]'") from exc
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    adapter = OnnxAdapter(model.eval())
+    adapter = OnnxAdapter(model.eval()).eval()
     size = model.config.input_size
     example = torch.rand(2, 3, size, size)
     outputs = [PROBABILITY_NAME, SCORE_NAME] if model.score_head is not None else [PROBABILITY_NAME]

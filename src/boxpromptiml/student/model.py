@@ -34,7 +34,9 @@ class StudentConfig:
     """Everything needed to rebuild a student's architecture."""
 
     encoder: str = "tinyvit5m"
-    encoder_init: str = "litemedsam"  # initial weights before training: litemedsam | imagenet | random
+    # Initial weights before training: "pretrained" = the encoder's own offline weights (LiteMedSAM's
+    # encoder for tinyvit5m, ImageNet for efficientnet_lite0), or litemedsam | imagenet | random.
+    encoder_init: str = "pretrained"
     fusion: Fusion = Fusion.MGFM
     width: int = 64  # common width of the fused features (decoder cost grows with its square)
     memory_slots: int = 16  # K prototype vectors in the MGFM memory bank

@@ -81,9 +81,14 @@ def initialise_encoder(name: str, encoder: Encoder, init: str) -> InitReport:
     """Apply the named initial weights (``random`` keeps the fresh initialisation)."""
     if init == "random":
         return InitReport("random")
+    if init == "pretrained":
+        own = [i for n, i in INITIALISERS if n == name]
+        if not own:
+            raise ConfigError(f"encoder {name!r} has no offline pretrained weights; use encoder_init=random")
+        init = own[0]
     if (name, init) not in INITIALISERS:
         known = ", ".join(f"{i} (for {n})" for n, i in INITIALISERS)
-        raise ConfigError(f"no {init!r} weights for encoder {name!r}; known: random, {known}")
+        raise ConfigError(f"no {init!r} weights for encoder {name!r}; known: random, pretrained, {known}")
     report = INITIALISERS[(name, init)](encoder)
     log.info("%s", report.summary())
     return report

@@ -44,6 +44,7 @@ class GrabCutTeacher(Teacher):
             return boxes_to_mask([box], (height, width))
         mask = np.zeros((height, width), np.uint8)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # GrabCut's GMM initialisation is random: same image + box -> same mask
         try:
             cv2.grabCut(bgr, mask, (x1, y1, w, h), bgd, fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
         except cv2.error:

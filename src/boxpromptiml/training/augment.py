@@ -3,9 +3,9 @@ re-compression touch the image only (so the student does not lean on one compres
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from ..data.degrade import jpeg_recompress
 from .config import AugmentConfig
 
 
@@ -27,14 +27,6 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, amount: float) ->
     gray = img.mean(axis=2, keepdims=True)
     img = (img - gray) * rng.uniform(1 - amount, 1 + amount) + gray  # saturation
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
-
-
-def jpeg_recompress(image: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode as JPEG at ``quality`` (RGB uint8 in, RGB uint8 out)."""
-    ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
 def augment(image: np.ndarray, target: np.ndarray, region: np.ndarray, config: AugmentConfig,

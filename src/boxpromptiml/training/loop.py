@@ -119,6 +119,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     if val is None:
         log.warning("no validation dataset: the 'best' checkpoint is the last epoch")
 
+    torch.manual_seed(config.optim.seed)  # the decoder's random initialisation
     model = build_student(config.student)
     encoder_params = list(model.encoder.parameters())
     encoder_ids = {id(p) for p in encoder_params}
@@ -153,8 +154,11 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
         started = time.perf_counter()
         torch.manual_seed(optim.seed + epoch)
         dataset.epoch = epoch
+        # Spawned, not forked, workers: a fork inherits OpenCV's / OpenMP's thread pools mid-state
+        # and can hang (seen here after GrabCut ran in the parent).
         loader = DataLoader(dataset, batch_size=optim.batch_size, shuffle=True, num_workers=optim.workers,
-                            worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(optim.seed + epoch))
+                            worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(optim.seed + epoch),
+                            multiprocessing_context="spawn" if optim.workers > 0 else None)
         model.train()
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{optim.epochs}", unit="batch", file=sys.stderr, disable=None,

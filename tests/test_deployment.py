@@ -1,0 +1,98 @@
+"""Inference and deployment: predictor at any size, predict CLI outputs, ONNX parity, bench."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from boxpromptiml.cli import main
+from boxpromptiml.deployment.export import export_onnx
+from boxpromptiml.deployment.predict_files import expand_inputs
+from boxpromptiml.deployment.predictor import Predictor, load_predictor
+from boxpromptiml.errors import BPIMLError, DataError
+from boxpromptiml.student.model import StudentConfig, build_student
+from boxpromptiml.training.checkpoint import load_student, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_student(StudentConfig(encoder="efficientnet_lite0", encoder_init="random", input_size=64))
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", model, {"epoch": 0})
+
+
+def test_checkpoint_round_trip(checkpoint, tmp_path):
+    model, state = load_student(checkpoint)
+    again, _ = load_student(save_checkpoint(tmp_path / "copy", model, state))
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    half, _ = load_student(save_checkpoint(tmp_path / "half", model, state, half=True))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (torch.sigmoid(half(x)) - torch.sigmoid(model(x))).abs().max() < 1e-2
+
+
+def test_predictor_handles_any_image_size(checkpoint):
+    predictor = load_predictor(checkpoint)
+    for shape in [(50, 70, 3), (300, 123, 3)]:
+        prediction = predictor.predict(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8))
+        assert prediction.probability.shape == shape[:2]
+        assert 0 <= prediction.probability.min() and prediction.probability.max() <= 1
+        assert prediction.score == pytest.approx(float(prediction.probability.max()), abs=1e-6)
+
+
+def test_predict_cli_writes_maps_scores_masks_overlays(checkpoint, toy_dataset, tmp_path):
+    folder = toy_dataset.tampered[0].image.parent
+    assert main(["predict", str(folder / "*_000.png"), str(toy_dataset.authentic[0].image), "--model",
+                 str(checkpoint), "-o", str(tmp_path), "--masks", "--overlays"]) == 0
+    names = {toy_dataset.tampered[0].name, toy_dataset.authentic[0].name}
+    assert {p.stem for p in tmp_path.glob("*.png")} == names
+    assert {p.stem for p in (tmp_path / "masks").glob("*.png")} == names
+    assert {p.stem for p in (tmp_path / "overlays").glob("*.jpg")} == names
+    assert set(json.loads((tmp_path / "scores.json").read_text())) == names
+
+
+def test_expand_inputs_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        expand_inputs([str(tmp_path / "nothing.png")])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "x.png").write_bytes(b"")
+    with pytest.raises(DataError, match="share the name 'x'"):
+        expand_inputs([str(tmp_path / "a"), str(tmp_path / "b")])
+
+
+def test_evaluate_with_model(checkpoint, toy_dataset, tmp_path):
+    assert main(["evaluate", "-d", str(toy_dataset.source), "--model", str(checkpoint),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["n_tampered"] == 8 and result["pixel_f1"] is not None
+
+
+def test_onnx_export_matches_pytorch(checkpoint, toy_dataset, tmp_path):
+    model, _ = load_student(checkpoint)
+    difference = export_onnx(model, tmp_path / "student.onnx")
+    assert difference < 1e-4
+    onnx_predictor = Predictor.from_onnx(tmp_path / "student.onnx")
+    torch_predictor = Predictor.from_student(model)
+    for batch in (1, 5):
+        images = torch.rand(batch, 3, 64, 64)
+        got, _ = onnx_predictor.predict_batch(images)
+        expected, _ = torch_predictor.predict_batch(images)
+        assert (got - expected).abs().max() < 1e-4
+    assert main(["predict", str(toy_dataset.tampered[0].image), "--model", str(tmp_path / "student.onnx"),
+                 "--backend", "onnx", "-o", str(tmp_path / "pred")]) == 0
+
+
+def test_bench_json(checkpoint, tmp_path):
+    assert main(["bench", "--model", str(checkpoint), "--repeats", "1", "--json", str(tmp_path / "b.json")]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())
+    for key in ("params_m", "gmacs_224", "latency_ms_224_b1", "latency_ms_512_b1", "peak_rss_mb"):
+        assert result[key] > 0
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(BPIMLError, match="not a student checkpoint"):
+        load_predictor(tmp_path)

@@ -1,0 +1,149 @@
+"""Training: a short run lowers the loss and writes a loadable checkpoint; resume; baselines;
+losses and paired augmentation."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from boxpromptiml.boxes.from_masks import make_boxes
+from boxpromptiml.errors import ConfigError
+from boxpromptiml.pseudo_labels import generate_pseudo_labels
+from boxpromptiml.teachers import create_teacher
+from boxpromptiml.training import loop
+from boxpromptiml.training.augment import augment, jpeg_recompress
+from boxpromptiml.training.checkpoint import load_student
+from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig
+from boxpromptiml.training.losses import DistillationLoss
+
+
+@pytest.fixture(scope="module")
+def prepared(toy_dataset, tmp_path_factory):
+    """Toy dataset + simulated boxes + GrabCut pseudo labels (fast teacher)."""
+    folder = tmp_path_factory.mktemp("prepared")
+    from boxpromptiml.data import attach_boxes, read_coco_boxes
+
+    make_boxes(toy_dataset, folder / "boxes.json")
+    boxed = attach_boxes(toy_dataset, read_coco_boxes(folder / "boxes.json"))
+    generate_pseudo_labels(boxed, create_teacher("grabcut"), folder / "pl")
+    return {"dataset": str(toy_dataset.source), "boxes": str(folder / "boxes.json"), "pl": str(folder / "pl")}
+
+
+def _config(prepared, epochs=2, supervision="pseudo", workers=0, **optim):
+    return TrainConfig.from_dict({
+        "student": {"input_size": 64, "encoder": "efficientnet_lite0", "encoder_init": "random"},
+        "data": {"train": [{"dataset": prepared["dataset"], "boxes": prepared["boxes"],
+                            "pseudo_labels": prepared["pl"]}],
+                 "val": [prepared["dataset"]], "supervision": supervision},
+        "loss": {"outside_box": 0.5},
+        "optim": {"epochs": epochs, "batch_size": 4, "lr": 3e-3, "workers": workers, "threads": 2,
+                  "warmup_epochs": 0.3, **optim},
+    })
+
+
+def _rows(run_dir):
+    with (run_dir / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_two_epochs_lower_the_loss_and_save_a_loadable_model(prepared, tmp_path):
+    result = loop.train(_config(prepared, epochs=3, workers=2, lr=1e-2), tmp_path / "run")
+    rows = _rows(tmp_path / "run")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert float(rows[0]["outside_box"]) > 0 and rows[0]["val_pixel_f1"] != ""
+    for name in ("config.json", "init.json", "best/model.safetensors", "best/student.json",
+                 "last/optimizer.safetensors"):
+        assert (tmp_path / "run" / name).is_file()
+    model, state = load_student(tmp_path / "run")
+    assert model.config.encoder == "efficientnet_lite0" and state["epoch"] <= 2
+    assert result.best_val_f1 == state["best_val_f1"]
+
+
+def test_resume_continues_where_it_stopped(prepared, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    loop.train(_config(prepared, epochs=2), reference)
+
+    calls = {"n": 0}
+    real_validate = loop.validate
+
+    def killed_in_second_epoch(model, dataset):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_validate(model, dataset)
+
+    monkeypatch.setattr(loop, "validate", killed_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(_config(prepared, epochs=2), tmp_path / "run")
+    assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["0"]
+    monkeypatch.setattr(loop, "validate", real_validate)
+    loop.train(_config(prepared, epochs=2), tmp_path / "run")
+    assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["0", "1"]
+    resumed, _ = load_student(tmp_path / "run" / "last")
+    uninterrupted, _ = load_student(reference / "last")
+    for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_other_config_in_the_same_run_folder_is_refused(prepared, tmp_path):
+    loop.train(_config(prepared, epochs=1), tmp_path / "run")
+    with pytest.raises(ConfigError, match="another configuration"):
+        loop.train(_config(prepared, epochs=1, lr=1e-2), tmp_path / "run")
+
+
+@pytest.mark.parametrize("supervision", ["full", "box"])
+def test_baseline_supervisions_train(prepared, tmp_path, supervision):
+    loop.train(_config(prepared, epochs=1, supervision=supervision), tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["supervision"] == supervision
+
+
+def test_cli_train_and_predict(prepared, tmp_path):
+    from boxpromptiml.cli import main
+
+    code = main(["train", "--out", str(tmp_path / "run"), "--train", prepared["dataset"], "--boxes", prepared["boxes"],
+                 "--pseudo-labels", prepared["pl"], "--set", "optim.epochs=1", "--set", "student.input_size=64",
+                 "--set", "student.encoder=efficientnet_lite0", "--set", "optim.workers=0"])
+    assert code == 0
+    tampered_folder = Path(prepared["dataset"]).parent / "Tp"
+    assert main(["predict", str(tampered_folder), "--model", str(tmp_path / "run"), "-o", str(tmp_path / "pred")]) == 0
+    assert len(list((tmp_path / "pred").glob("*.png"))) == 8
+
+
+def test_loss_terms():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    region, label = torch.ones(2, 1, 8, 8), torch.tensor([1.0, 0.0])
+    total, terms = DistillationLoss(LossConfig(bce=1.0, dice=0.0))(logits, target, region, label)
+    torch.testing.assert_close(total, F.binary_cross_entropy_with_logits(logits, target))
+    perfect = torch.where(target > 0.5, 20.0, -20.0)
+    _, terms = DistillationLoss(LossConfig(bce=0.0, dice=1.0))(perfect, (target > 0.5).float(), region, label)
+    assert terms["dice"] < 1e-3
+    region = torch.zeros(2, 1, 8, 8)
+    _, terms = DistillationLoss(LossConfig(bce=0.0, dice=0.0, outside_box=1.0))(torch.full_like(logits, 20.0),
+                                                                              target, region, label)
+    assert terms["outside_box"] == pytest.approx(1.0)
+
+
+def test_augmentation_keeps_image_and_target_aligned():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+    target = (image[..., 0] > 128).astype(np.float32)
+    region = (image[..., 1] > 128).astype(np.float32)
+    config = AugmentConfig(hflip=1.0, scale_min=0.5, colour=0.0, jpeg=0.0)
+    for seed in range(5):
+        aug_image, aug_target, aug_region = augment(image, target, region, config, np.random.default_rng(seed))
+        np.testing.assert_array_equal(aug_target, (aug_image[..., 0] > 128).astype(np.float32))
+        np.testing.assert_array_equal(aug_region, (aug_image[..., 1] > 128).astype(np.float32))
+
+
+def test_jpeg_recompression_really_reencodes():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    out = jpeg_recompress(image, 50)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - image.astype(int)).mean() > 5
