@@ -8,10 +8,21 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import BPIMLError
-from . import boxes_cmd, deploy_cmds, evaluate_cmd, pseudo_label_cmd, synthesize_cmd, toy_cmd, train_cmd
+from . import (
+    boxes_cmd,
+    demo_cmd,
+    deploy_cmds,
+    evaluate_cmd,
+    pseudo_label_cmd,
+    robustness_cmd,
+    synthesize_cmd,
+    toy_cmd,
+    train_cmd,
+)
 
 # In the order of the method's data flow.
-COMMANDS = (toy_cmd, synthesize_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd, deploy_cmds)
+COMMANDS = (toy_cmd, synthesize_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd, robustness_cmd, deploy_cmds,
+            demo_cmd)
 
 
 class _Formatter(logging.Formatter):

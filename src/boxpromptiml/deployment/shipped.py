@@ -1,20 +1,57 @@
-"""The student model shipped inside the package (once a benchmark has produced one)."""
+"""The student model shipped inside the package, and how a benchmark's best run becomes it.
+
+The shipped folder holds an fp16 ``model.safetensors``, its ``student.json``, ``state.json`` and
+``training.json`` (how and on what data it was trained, and its test numbers). `bpiml predict`,
+`bpiml evaluate --model` and `bpiml demo` use it when no model is given.
+"""
 
 from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
+from typing import Any
 
+from ..data.images import PathLike
 from ..errors import ConfigError
+from ..fileio import write_json_atomic
 
 SHIPPED_PACKAGE = "boxpromptiml.deployment"
 SHIPPED_FOLDER = "shipped_model"
+TRAINING_NOTE = "training.json"
+MAX_SHIPPED_MB = 15.0
+
+
+def shipped_model_path() -> Path:
+    """Where the shipped model lives inside the installed package (it may not exist yet)."""
+    return Path(str(importlib.resources.files(SHIPPED_PACKAGE).joinpath(SHIPPED_FOLDER)))
 
 
 def shipped_model_dir() -> Path:
-    """Folder of the shipped checkpoint; a clear error while none ships yet."""
-    folder = Path(str(importlib.resources.files(SHIPPED_PACKAGE).joinpath(SHIPPED_FOLDER)))
+    """Folder of the shipped checkpoint; a clear error when this installation has none."""
+    folder = shipped_model_path()
     if not (folder / "model.safetensors").is_file():
-        raise ConfigError("no shipped model in this version of boxpromptiml yet: pass --model RUN_DIR "
+        raise ConfigError("no shipped model in this installation of boxpromptiml: pass --model RUN_DIR "
                           "(a folder written by bpiml train)")
     return folder
+
+
+def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | None = None) -> Path:
+    """Write ``checkpoint`` (a run or checkpoint folder) as the fp16 shipped model with its training note."""
+    from ..training.checkpoint import load_student, save_checkpoint
+
+    model, state = load_student(checkpoint)
+    out = Path(out_dir) if out_dir is not None else shipped_model_path()
+    save_checkpoint(out, model, {**state, "shipped_from": str(checkpoint)}, half=True)
+    size_mb = (out / "model.safetensors").stat().st_size / 2**20
+    if size_mb > MAX_SHIPPED_MB:
+        raise ConfigError(f"shipped weights are {size_mb:.1f} MB, over the {MAX_SHIPPED_MB} MB limit")
+    write_json_atomic(out / TRAINING_NOTE, {**note, "weights_mb": round(size_mb, 2)})
+    return out
+
+
+def shipped_note() -> dict[str, Any]:
+    """The shipped model's training note (empty when there is no shipped model)."""
+    import json
+
+    path = shipped_model_path() / TRAINING_NOTE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

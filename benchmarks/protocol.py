@@ -1,0 +1,395 @@
+"""The BoxPromptIML reference protocol: synthetic + COVERAGE training, real test sets, baselines.
+
+Stages (each resumable; re-running the same command continues where it stopped):
+  data    synthesize training images from BSDS train+val and validation images from BSDS test;
+          simulate boxes for COVERAGE train (bpiml boxes defaults)
+  pseudo  pseudo masks of every training image from the teachers the chosen runs need
+  train   one student per run (checkpoint every epoch, resumed automatically)
+  eval    each finished run's best checkpoint on CASIA v1 dev test (+ authentic) and COVERAGE
+          test (+ the authentic originals of the test images); never used to choose anything
+  report  table, training curves and a qualitative figure into docs/results.md (full mode only)
+
+Runs (the paper's claims, on the same student and data):
+  method      box supervision through the default SAM teacher (the method)
+  full        ground-truth masks (upper bound)
+  box         filled boxes as targets (no teacher)
+  grabcut     GrabCut teacher instead of SAM
+  mgfm-off    plain FPN fusion instead of MGFM
+  memory-off  MGFM without its memory bank
+  gates-off   MGFM without its gates
+  effnet      efficientnet_lite0 encoder instead of tinyvit5m
+
+    python benchmarks/protocol.py                                  # everything, full size
+    python benchmarks/protocol.py --quick                          # tiny sizes, end to end, < 10 min
+    python benchmarks/protocol.py --stages train eval --runs full --threads 1   # one run, e.g. in parallel
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, REPO, machine_line, markdown_table, update_results_section  # noqa: E402
+
+from boxpromptiml.boxes.from_masks import make_boxes  # noqa: E402
+from boxpromptiml.data import load_dataset, read_image, read_mask  # noqa: E402
+from boxpromptiml.data.coco import attach_boxes, read_coco_boxes  # noqa: E402
+from boxpromptiml.data.samples import Dataset  # noqa: E402
+from boxpromptiml.deployment.predictor import load_predictor  # noqa: E402
+from boxpromptiml.evaluation import evaluate_prediction_dir, evaluate_predictor  # noqa: E402
+from boxpromptiml.fileio import write_json_atomic  # noqa: E402
+from boxpromptiml.pseudo_labels.generate import generate_pseudo_labels  # noqa: E402
+from boxpromptiml.synthesis import SynthesisConfig, synthesize  # noqa: E402
+from boxpromptiml.teachers import create_teacher  # noqa: E402
+from boxpromptiml.training.config import DataConfig, OptimConfig, TrainConfig, TrainSource  # noqa: E402
+from boxpromptiml.training.loop import train  # noqa: E402
+
+log = logging.getLogger("protocol")
+PAPER_F1 = {"CASIA v1": 0.552, "COVERAGE": 0.403}  # the paper's box-supervised pixel F1
+
+
+@dataclass(frozen=True)
+class Sizes:
+    synth_tampered: int
+    synth_authentic: int
+    val_tampered: int
+    val_authentic: int
+    coverage_train: int | None  # None: all 70
+    epochs: int
+    input_size: int
+    batch_size: int
+    test_limit: int | None  # None: the whole test sets
+
+
+FULL = Sizes(400, 100, 80, 20, None, 8, 256, 8, None)
+QUICK = Sizes(8, 2, 4, 2, 4, 1, 64, 4, 8)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    what: str
+    supervision: str = "pseudo"
+    teacher: str = "litemedsam"
+    overrides: tuple[str, ...] = ()
+
+
+RUNS = {
+    "method": RunSpec("box supervision through the SAM teacher (the method)"),
+    "full": RunSpec("full supervision, ground-truth masks (upper bound)", supervision="full"),
+    "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
+    "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
+    "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),
+    "memory-off": RunSpec("MGFM without the memory bank", overrides=("student.use_memory=false",)),
+    "gates-off": RunSpec("MGFM without the gates", overrides=("student.use_gates=false",)),
+    "effnet": RunSpec("efficientnet_lite0 encoder", overrides=("student.encoder=efficientnet_lite0",)),
+}
+TEST_SETS = {  # name -> (tampered list, authentic list, first authentic id kept)
+    "CASIA v1": ("casia1_dev/test.json", "casia1_dev/authentic.json", None),
+    # COVERAGE's authentic.json holds the originals of all 100 images; only 71-100 belong to the test split.
+    "COVERAGE": ("coverage/test.json", "coverage/authentic.json", 71),
+}
+
+
+class Paths:
+    def __init__(self, work: Path, data: Path) -> None:
+        self.work, self.data = work, data
+        self.synth_train = work / "synth_train"
+        self.synth_val = work / "synth_val"
+        self.coverage_train = work / "coverage_train.json"  # COVERAGE train.json (first n in --quick)
+        self.coverage_boxes = work / "coverage_train_boxes.json"
+
+    def pseudo(self, teacher: str, source: str) -> Path:
+        return self.work / "pseudo_labels" / teacher / source
+
+    def run(self, name: str) -> Path:
+        return self.work / "runs" / name
+
+
+def _limit(dataset: Dataset, n: int | None) -> Dataset:
+    return dataset if n is None else dataset.replace_samples(dataset.samples[:n])
+
+
+def coverage_train(paths: Paths) -> Dataset:
+    dataset = load_dataset(paths.coverage_train)
+    return attach_boxes(dataset, read_coco_boxes(paths.coverage_boxes), source=str(paths.coverage_boxes))
+
+
+def stage_data(paths: Paths, sizes: Sizes) -> None:
+    bsds = paths.data / "bsds500"
+    if not (paths.synth_train / "synthesis.json").is_file():
+        synthesize(bsds, paths.synth_train, SynthesisConfig(n_tampered=sizes.synth_tampered,
+                                                            n_authentic=sizes.synth_authentic, seed=0),
+                   splits=("train", "val"), prefix="syn")
+    if not (paths.synth_val / "synthesis.json").is_file():
+        synthesize(bsds, paths.synth_val, SynthesisConfig(n_tampered=sizes.val_tampered,
+                                                          n_authentic=sizes.val_authentic, seed=1),
+                   splits=("test",), prefix="val")
+    if not paths.coverage_train.is_file():
+        dataset = _limit(load_dataset(paths.data / "coverage" / "train.json"), sizes.coverage_train)
+        write_json_atomic(paths.coverage_train, [[str(s.image.resolve()), str(s.mask.resolve())] for s in dataset])
+    if not paths.coverage_boxes.is_file():
+        run = make_boxes(load_dataset(paths.coverage_train), paths.coverage_boxes)
+        if run.failures:
+            raise SystemExit(f"COVERAGE boxes failed: {run.summary()}")
+
+
+def training_sources(paths: Paths, teacher: str) -> tuple[TrainSource, ...]:
+    return (
+        TrainSource(str(paths.synth_train / "dataset.json"), str(paths.synth_train / "boxes.json"),
+                    str(paths.pseudo(teacher, "synth"))),
+        TrainSource(str(paths.coverage_train), str(paths.coverage_boxes), str(paths.pseudo(teacher, "coverage"))),
+    )
+
+
+def stage_pseudo(paths: Paths, sizes: Sizes, runs: list[str]) -> dict[str, dict]:
+    """Pseudo masks for every teacher the runs need; returns their quality against the exact masks."""
+    quality = {}
+    for teacher_name in sorted({RUNS[r].teacher for r in runs if RUNS[r].supervision == "pseudo"}):
+        teacher = create_teacher(teacher_name)
+        synth = load_dataset(paths.synth_train / "dataset.json")
+        synth = attach_boxes(synth, read_coco_boxes(paths.synth_train / "boxes.json"))
+        for source, dataset in (("synth", synth), ("coverage", coverage_train(paths))):
+            out = paths.pseudo(teacher_name, source)
+            run = generate_pseudo_labels(dataset, teacher, out)
+            if run.failures:
+                log.warning("pseudo labels %s/%s: %s", teacher_name, source, run.summary())
+            tampered = dataset.replace_samples([s for s in dataset.tampered if (out / f"{s.name}.png").is_file()])
+            report, _ = evaluate_prediction_dir(tampered, out)
+            quality[f"{teacher_name}|{source}"] = {"f1": report.pixel_f1, "iou": report.pixel_iou,
+                                                   "n": report.n_tampered}
+            log.info("pseudo masks %s on %s: F1 %.3f IoU %.3f", teacher_name, source, report.pixel_f1,
+                     report.pixel_iou)
+    write_json_atomic(paths.work / "pseudo_quality.json",
+                      {**_read_json(paths.work / "pseudo_quality.json"), **quality})
+    return quality
+
+
+def run_config(name: str, paths: Paths, sizes: Sizes, threads: int, workers: int) -> TrainConfig:
+    spec = RUNS[name]
+    config = TrainConfig(
+        data=DataConfig(train=training_sources(paths, spec.teacher), val=(str(paths.synth_val / "dataset.json"),),
+                        supervision=spec.supervision),
+        optim=replace(OptimConfig(), epochs=sizes.epochs, batch_size=sizes.batch_size, threads=threads,
+                      workers=workers),
+    )
+    return config.override([f"student.input_size={sizes.input_size}", *spec.overrides])
+
+
+def stage_train(paths: Paths, sizes: Sizes, runs: list[str], threads: int, workers: int) -> None:
+    for name in runs:
+        log.info("training run %s: %s", name, RUNS[name].what)
+        train(run_config(name, paths, sizes, threads, workers), paths.run(name))
+
+
+def test_datasets(data: Path, limit: int | None) -> dict[str, Dataset]:
+    out = {}
+    for name, (tampered, authentic, first_id) in TEST_SETS.items():
+        tp = _limit(load_dataset(data / tampered), limit)
+        au = load_dataset(data / authentic)
+        if first_id is not None:
+            au = au.replace_samples([s for s in au if int(s.name) >= first_id])
+        au = _limit(au, None if limit is None else max(2, limit // 2))
+        out[name] = tp.replace_samples(tp.samples + au.samples)
+    return out
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    rows = _metrics(run_dir)
+    return len(rows) >= epochs
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def stage_eval(paths: Paths, sizes: Sizes, runs: list[str], threads: int) -> None:
+    torch.set_num_threads(threads)
+    tests = test_datasets(paths.data, sizes.test_limit)
+    for name in runs:
+        run_dir = paths.run(name)
+        out = run_dir / "test_scores.json"
+        if not _finished(run_dir, sizes.epochs) or out.is_file():
+            continue
+        predictor = load_predictor(run_dir / "best")
+        scores = {}
+        for test_name, dataset in tests.items():
+            started = time.perf_counter()
+            report, run = evaluate_predictor(dataset, predictor.predict, desc=f"{name} on {test_name}")
+            scores[test_name] = {**report.to_dict(), "seconds": round(time.perf_counter() - started, 1),
+                                 "failures": run.failures}
+            log.info("%s on %s: pixel F1 %.3f", name, test_name, report.pixel_f1)
+        write_json_atomic(out, scores)
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def _fmt_minutes(run_dir: Path) -> float | None:
+    rows = _metrics(run_dir)
+    return round(sum(float(r["seconds"]) for r in rows) / 60, 1) if rows else None
+
+
+def plot_curves(paths: Paths, runs: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name in runs:
+        rows = _metrics(paths.run(name))
+        if not rows:
+            continue
+        epochs = [int(r["epoch"]) + 1 for r in rows]
+        ax_loss.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o", label=name)
+        ax_f1.plot(epochs, [float(r["val_pixel_f1"] or "nan") for r in rows], marker="o", label=name)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (BCE + 0.5 Dice)")
+    ax_f1.set(xlabel="epoch", ylabel="pixel F1", title="validation (synthetic, BSDS test)")
+    ax_f1.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def qualitative_figure(paths: Paths, out: Path, per_set: int = 3) -> None:
+    """image | ground truth | pseudo mask (default teacher, simulated box) | method's prediction."""
+    import cv2
+
+    from boxpromptiml.boxes.simulate import BoxSimulationConfig, rng_for, simulate_boxes
+
+    predictor = load_predictor(paths.run("method") / "best")
+    teacher = create_teacher("litemedsam")
+    rows = []
+    for tampered, _, _ in TEST_SETS.values():
+        dataset = load_dataset(paths.data / tampered)
+        for sample in dataset.tampered[:per_set]:
+            image, mask = read_image(sample.image), read_mask(sample.mask)
+            boxes = simulate_boxes(mask, BoxSimulationConfig(), rng_for(sample.name, 0))
+            pseudo = teacher.segment(image, boxes)
+            pred = predictor.predict(image).probability
+            boxed = image.copy()
+            for b in boxes:
+                cv2.rectangle(boxed, (int(b.x1), int(b.y1)), (int(b.x2), int(b.y2)), (255, 255, 0), 2)
+            tiles = [boxed] + [np.repeat((m * 255).astype(np.uint8)[..., None], 3, axis=2) for m in
+                               (mask.astype(np.float32), pseudo, pred)]
+            tiles = [cv2.resize(t, (192, int(192 * image.shape[0] / image.shape[1]))) for t in tiles]
+            height = max(t.shape[0] for t in tiles)
+            tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 4), (0, 0)), constant_values=255) for t in tiles]
+            rows.append(np.concatenate(tiles, axis=1))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+                           for r in rows])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), grid[..., ::-1])
+
+
+def render(paths: Paths, sizes: Sizes, runs: list[str]) -> str:
+    quality = _read_json(paths.work / "pseudo_quality.json")
+    lines = ["## Reference protocol: synthetic + COVERAGE training, real test sets", "",
+             f"Measured with `python benchmarks/protocol.py` on {machine_line()}. Training: "
+             f"{sizes.synth_tampered} synthetic forgeries + {sizes.synth_authentic} authentic images from BSDS500 "
+             "train+val (`bpiml synthesize`, seed 0) and the 70 COVERAGE train copy-moves, boxes simulated from the "
+             "masks (10% margin, 5% jitter), targets from the run's teacher. Validation (checkpoint choice only): "
+             f"{sizes.val_tampered} + {sizes.val_authentic} synthetic images from BSDS test. Student "
+             f"`tinyvit5m` + MGFM at {sizes.input_size} px unless the row says otherwise, {sizes.epochs} epochs, "
+             f"batch {sizes.batch_size}, AdamW + cosine. Test sets, never used to choose anything: CASIA v1 dev "
+             "`test.json` (200) + `authentic.json` (100); COVERAGE `test.json` (30) + the authentic originals "
+             "71-100. Pixel F1 / IoU at 0.5, mean over tampered images; pixel AUC per image; image AUC from the "
+             "max of the map.", ""]
+    if quality:
+        lines += ["Pseudo-mask quality on the training images (against their exact masks):", "",
+                  markdown_table(["teacher", "training source", "F1", "IoU", "images"],
+                                 [[t.split("|")[0], t.split("|")[1], q["f1"], q["iou"], q["n"]]
+                                  for t, q in sorted(quality.items())]), ""]
+    headers = ["run", "what", "train min"] + [f"{t} {m}" for t in TEST_SETS for m in ("F1", "IoU", "pAUC", "iAUC")] \
+        + ["mean F1"]
+    rows = [["paper (box-supervised)", "Guo et al. 2026, TinyViT + MGFM, CASIA v2 training", None]
+            + [v for t in TEST_SETS for v in (PAPER_F1[t], None, None, None)]
+            + [float(np.mean(list(PAPER_F1.values())))]]
+    means = {}
+    for name in runs:
+        scores = _read_json(paths.run(name) / "test_scores.json")
+        if not scores:
+            continue
+        row = [f"`{name}`", RUNS[name].what, _fmt_minutes(paths.run(name))]
+        for t in TEST_SETS:
+            s = scores.get(t, {})
+            row += [s.get("pixel_f1"), s.get("pixel_iou"), s.get("pixel_auc"), s.get("image_auc")]
+        means[name] = float(np.mean([scores[t]["pixel_f1"] for t in TEST_SETS]))
+        rows.append(row + [means[name]])
+    lines += [markdown_table(headers, rows), ""]
+    if means.get("method") is not None and means.get("full"):
+        lines += [f"Ratio of box supervision (method) to full supervision in mean pixel F1: "
+                  f"**{means['method'] / means['full']:.3f}** (target >= 0.9).", ""]
+    lines += ["Each row: `python benchmarks/protocol.py --runs NAME` (its config is `runs/protocol/runs/NAME/"
+              "config.json`); train min = wall time of all epochs on this 2-core CPU.", "",
+              "![training curves](figures/protocol_curves.png)", "",
+              "Test images, first three of each set (CASIA v1, then COVERAGE): image with its simulated box | "
+              "ground truth | pseudo mask of the default teacher | prediction of the `method` student.", "",
+              "![qualitative](figures/protocol_examples.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
+    parser.add_argument("--work", type=Path, help="working folder (default: runs/protocol, runs/protocol-quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: the whole protocol in a few minutes")
+    parser.add_argument("--stages", nargs="+", default=["data", "pseudo", "train", "eval", "report"],
+                        choices=["data", "pseudo", "train", "eval", "report"])
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--workers", type=int, default=1, help="data-loading worker processes (default 1)")
+    parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not (args.data / "bsds500").is_dir():
+        raise SystemExit(f"no shared data at {args.data}")
+    sizes = QUICK if args.quick else FULL
+    if args.epochs:
+        sizes = replace(sizes, epochs=args.epochs)
+    work = args.work or REPO / "runs" / ("protocol-quick" if args.quick else "protocol")
+    paths = Paths(work, args.data)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    if "data" in args.stages:
+        stage_data(paths, sizes)
+    if "pseudo" in args.stages:
+        stage_pseudo(paths, sizes, args.runs)
+    if "train" in args.stages:
+        stage_train(paths, sizes, args.runs, args.threads, args.workers)
+    if "eval" in args.stages:
+        stage_eval(paths, sizes, args.runs, args.threads)
+    if "report" in args.stages:
+        done = [r for r in RUNS if (paths.run(r) / "test_scores.json").is_file()]
+        figures = REPO / "docs" / "figures" if not args.quick else work / "figures"
+        plot_curves(paths, done, figures / "protocol_curves.png")
+        if "method" in done:
+            qualitative_figure(paths, figures / "protocol_examples.png")
+        markdown = render(paths, sizes, done)
+        print(markdown)
+        if not args.quick:
+            update_results_section("protocol", markdown)
+    log.info("protocol stages %s done in %.1f min", " ".join(args.stages), (time.perf_counter() - started) / 60)
+
+
+if __name__ == "__main__":
+    main()
