@@ -8,6 +8,8 @@ Stages (each resumable; re-running the same command continues where it stopped):
   eval    each finished run's best checkpoint on CASIA v1 dev test (+ authentic) and COVERAGE
           test (+ the authentic originals of the test images); never used to choose anything
   report  table, training curves and a qualitative figure into docs/results.md (full mode only)
+  ship    (only when asked) the box-supervised run with the best validation F1 becomes the
+          package's shipped model
 
 Runs (the paper's claims, on the same student and data):
   method      box supervision through the default SAM teacher (the method)
@@ -46,6 +48,7 @@ from boxpromptiml.data import load_dataset, read_image, read_mask  # noqa: E402
 from boxpromptiml.data.coco import attach_boxes, read_coco_boxes  # noqa: E402
 from boxpromptiml.data.samples import Dataset  # noqa: E402
 from boxpromptiml.deployment.predictor import load_predictor  # noqa: E402
+from boxpromptiml.deployment.shipped import ship_model  # noqa: E402
 from boxpromptiml.evaluation import evaluate_prediction_dir, evaluate_predictor  # noqa: E402
 from boxpromptiml.fileio import write_json_atomic  # noqa: E402
 from boxpromptiml.pseudo_labels.generate import generate_pseudo_labels  # noqa: E402
@@ -239,6 +242,35 @@ def stage_eval(paths: Paths, sizes: Sizes, runs: list[str], threads: int) -> Non
         write_json_atomic(out, scores)
 
 
+def stage_ship(paths: Paths, sizes: Sizes) -> str | None:
+    """Ship the box-supervised run with the best *validation* F1 (test sets never choose anything)."""
+    candidates = {}
+    for name, spec in RUNS.items():
+        state = _read_json(paths.run(name) / "best" / "state.json")
+        if spec.supervision == "pseudo" and state.get("best_val_f1") is not None and _finished(paths.run(name),
+                                                                                              sizes.epochs):
+            candidates[name] = state["best_val_f1"]
+    if not candidates:
+        log.warning("nothing to ship: no finished box-supervised run")
+        return None
+    best = max(candidates, key=candidates.get)
+    scores = _read_json(paths.run(best) / "test_scores.json")
+    note = {
+        "summary": f"run '{best}' of benchmarks/protocol.py ({RUNS[best].what}); chosen among "
+                   f"{sorted(candidates)} by validation pixel F1 {candidates[best]:.3f} on synthetic BSDS-test images",
+        "trained_on": f"{sizes.synth_tampered} + {sizes.synth_authentic} synthetic images from BSDS500 train+val "
+                      "(bpiml synthesize, seed 0) and the 70 COVERAGE train images; boxes simulated from masks; "
+                      f"targets: {RUNS[best].teacher} pseudo masks",
+        "config": _read_json(paths.run(best) / "config.json"),
+        "test_scores": {t: {k: v for k, v in sc.items() if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc")}
+                        for t, sc in scores.items()},
+        "command": "python benchmarks/protocol.py",
+    }
+    out = ship_model(paths.run(best) / "best", note)
+    log.info("shipped %s to %s", best, out)
+    return best
+
+
 # -- report -------------------------------------------------------------------------------------
 
 def _fmt_minutes(run_dir: Path) -> float | None:
@@ -354,7 +386,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="working folder (default: runs/protocol, runs/protocol-quick)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: the whole protocol in a few minutes")
     parser.add_argument("--stages", nargs="+", default=["data", "pseudo", "train", "eval", "report"],
-                        choices=["data", "pseudo", "train", "eval", "report"])
+                        choices=["data", "pseudo", "train", "eval", "report", "ship"],
+                        help="ship (not by default): copy the best box-supervised run (by validation F1) into "
+                             "the package as its shipped model")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--workers", type=int, default=1, help="data-loading worker processes (default 1)")
@@ -378,6 +412,8 @@ def main() -> None:
         stage_train(paths, sizes, args.runs, args.threads, args.workers)
     if "eval" in args.stages:
         stage_eval(paths, sizes, args.runs, args.threads)
+    if "ship" in args.stages and not args.quick:
+        stage_ship(paths, sizes)
     if "report" in args.stages:
         done = [r for r in RUNS if (paths.run(r) / "test_scores.json").is_file()]
         figures = REPO / "docs" / "figures" if not args.quick else work / "figures"

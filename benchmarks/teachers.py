@@ -142,6 +142,28 @@ def run_speed(args, store: ResultStore) -> None:
               f"{decoder[4] * 1000:.0f} ms (4 boxes); {1 / row['s_per_image']:.2f} images/s", flush=True)
 
 
+def _mean_f1(store: ResultStore, config: str) -> float | None:
+    cells = [store.get(f"quality|{config}|{d}") for d in DATASETS]
+    return float(np.mean([c["f1"] for c in cells])) if all(cells) else None
+
+
+def findings(store: ResultStore) -> list[str]:
+    """What the quality table says, computed from it (mean F1 over the two datasets)."""
+    means = {c: m for c in CONFIGS if (m := _mean_f1(store, c)) is not None}
+    if "litemedsam-plain" not in means:
+        return []
+    plain = means["litemedsam-plain"]
+    best = max(means, key=means.get)
+    helped = [f"`{c}` ({m - plain:+.3f})" for c, m in means.items() if c.startswith("litemedsam") and m > plain]
+    hurt = [f"`{c}` ({m - plain:+.3f})" for c, m in means.items() if c.startswith("litemedsam") and m <= plain
+            and c != "litemedsam-plain"]
+    return [f"Mean F1 over both sets, against the plain LiteMedSAM row ({plain:.3f}): better: {', '.join(helped)}; "
+            f"no better: {', '.join(hurt) or 'none'}. Best: `{best}` ({means[best]:.3f}), which is why it is the "
+            "default. Blending with GrabCut helps because the two fail differently: GrabCut is better on CASIA's "
+            "spliced objects, LiteMedSAM (trained on medical images) on COVERAGE's copy-moved ones. A GrabCut weight "
+            "above 0.5 makes GrabCut decide alone at the 0.5 threshold, hence the 0.6 row equals GrabCut.", ""]
+
+
 def render(store: ResultStore, command: str) -> str:
     out = ["## Teachers: pseudo-mask quality", "",
            f"Measured with `{command}` on {machine_line().split(',')[0]}. Boxes simulated from the masks "
@@ -159,6 +181,7 @@ def render(store: ResultStore, command: str) -> str:
         rows.append(row + [float(np.mean(times)) if times else None])
     headers = ["config", "what"] + [f"{d} {m}" for d in DATASETS for m in ("F1", "IoU")] + ["s / image"]
     out += [markdown_table(headers, rows), ""]
+    out += findings(store)
     coarse = []
     for margin, jitter in COARSENESS:
         row = [f"{margin:.0%}", f"{jitter:.0%}"]
