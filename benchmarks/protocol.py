@@ -255,6 +255,10 @@ def stage_ship(paths: Paths, sizes: Sizes) -> str | None:
         log.warning("nothing to ship: no finished run trained from boxes")
         return None
     best = max(candidates, key=candidates.get)
+    history = json.loads(SHIPPED_HISTORY.read_text()) if SHIPPED_HISTORY.is_file() else []
+    if history and history[-1]["run"] == best and history[-1]["val_f1"] == candidates[best]:
+        log.info("the shipped model (%s) is still the best; nothing replaced", best)
+        return best
     scores = _read_json(paths.run(best) / "test_scores.json")
     note = {
         "summary": f"run '{best}' of benchmarks/protocol.py ({RUNS[best].what}); chosen among "
@@ -270,7 +274,29 @@ def stage_ship(paths: Paths, sizes: Sizes) -> str | None:
     }
     out = ship_model(paths.run(best) / "best", note)
     log.info("shipped %s to %s", best, out)
+    record_shipment(best, candidates, scores)
     return best
+
+
+SHIPPED_HISTORY = REPO / "docs" / "shipped_models.json"
+
+
+def record_shipment(run: str, candidates: dict[str, float], scores: dict) -> None:
+    """Append the replacement to docs/shipped_models.json and rewrite the results section from it."""
+    history = json.loads(SHIPPED_HISTORY.read_text()) if SHIPPED_HISTORY.is_file() else []
+    history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "run": run, "what": RUNS[run].what,
+                    "val_f1": candidates[run], "candidates": candidates,
+                    "test_f1": {t: sc.get("pixel_f1") for t, sc in scores.items()}})
+    write_json_atomic(SHIPPED_HISTORY, history)
+    rows = [[h["date"], f"`{h['run']}`", h["what"], h["val_f1"]] + [h["test_f1"].get(t) for t in TEST_SETS]
+            + [", ".join(f"{k} {v:.3f}" for k, v in h["candidates"].items())] for h in history]
+    update_results_section("shipped", "\n".join([
+        "## The shipped model and its replacements", "",
+        "Written by `python benchmarks/protocol.py --stages ship`: of the finished runs trained from boxes only, "
+        "the one with the best validation pixel F1 (synthetic BSDS-test images) is shipped as fp16 safetensors "
+        "in `src/boxpromptiml/deployment/shipped_model/`. Newest last.", "",
+        markdown_table(["date", "run", "what", "val F1"] + [f"{t} test F1" for t in TEST_SETS]
+                       + ["candidates (val F1)"], rows), ""]))
 
 
 # -- report -------------------------------------------------------------------------------------
