@@ -10,6 +10,7 @@ image AUC (with the sets' authentic images).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from common import DEFAULT_DATA, REPO, machine_line, markdown_table, update_resu
 from protocol import test_datasets  # noqa: E402
 
 from boxpromptiml.deployment.predictor import load_predictor  # noqa: E402
+from boxpromptiml.deployment.shipped import shipped_note  # noqa: E402
 from boxpromptiml.evaluation.robustness import (  # noqa: E402
     SOCIAL_CHAINS,
     evaluate_robustness,
@@ -39,16 +41,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="first N tampered images of each set (default: all)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the table from runs/bench/robustness.json without re-measuring")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = load_predictor(args.model)
     suite = robustness_suite()
-    rows_by_set, started = {}, time.perf_counter()
-    for name, dataset in test_datasets(args.data, args.limit).items():
-        rows_by_set[name] = evaluate_robustness(dataset, predictor.predict, suite,
-                                                progress=lambda label, n=name: print(f"{n}: {label}", flush=True))
-    minutes = (time.perf_counter() - started) / 60
-    write_json_atomic(REPO / "runs" / "bench" / "robustness.json", rows_by_set)
+    store = REPO / "runs" / "bench" / "robustness.json"
+    if args.render_only:
+        saved = json.loads(store.read_text())
+        rows_by_set, minutes = (saved["rows"], saved["minutes"]) if "rows" in saved else (saved, None)
+    else:
+        predictor = load_predictor(args.model)
+        rows_by_set, started = {}, time.perf_counter()
+        for name, dataset in test_datasets(args.data, args.limit).items():
+            rows_by_set[name] = evaluate_robustness(dataset, predictor.predict, suite,
+                                                    progress=lambda label, n=name: print(f"{n}: {label}", flush=True))
+        minutes = (time.perf_counter() - started) / 60
+        write_json_atomic(store, {"rows": rows_by_set, "minutes": minutes, "model": args.model, "limit": args.limit})
     figure = REPO / "docs" / "figures" / "robustness.png"
     figure.parent.mkdir(parents=True, exist_ok=True)
     plot_robustness(rows_by_set, figure)
@@ -60,12 +69,15 @@ def main() -> None:
             r = rows_by_set[name][i]
             row += [r["pixel_f1"], r["pixel_auc"], r["image_auc"]]
         table.append(row)
+    limit = f" --limit {args.limit}" if args.limit else ""
     chains = "; ".join(f"{c.name}: long side <= {c.long_side} px then JPEG {c.quality}" for c in SOCIAL_CHAINS)
-    model = args.model or "the shipped model"
+    model = args.model or f"the shipped model: {shipped_note().get('summary', 'no training note')}"
     markdown = "\n".join([
         "## Robustness", "",
-        f"Measured with `python benchmarks/robustness.py` ({model}) on {machine_line()}, {minutes:.0f} min. "
-        "Each level is applied to the original test images (masks follow resizing). Social-network-like chains "
+        f"Measured with `python benchmarks/robustness.py{limit}` ({model}) on {machine_line()}"
+        + (f", {minutes:.0f} min. " if minutes is not None else ". ")
+        + (f"At most {args.limit} tampered and {args.limit // 2} authentic images per set. " if args.limit else "")
+        + "Each level is applied to the original test images (masks follow resizing). Social-network-like chains "
         f"are approximations, not measured platform behaviour ({chains}); CASIA v1 and COVERAGE images are "
         f"smaller than every limit, so only their JPEG step acts. For reference, {PAPER}.", "",
         markdown_table(["degradation", "level"] + [f"{n} {m}" for n in names for m in ("F1", "pAUC", "iAUC")], table),
