@@ -383,10 +383,18 @@ def interpret(means: dict[str, float], paths: Paths) -> list[str]:
                         ("memory-off", "no memory"), ("gates-off", "no gates"), ("effnet", "efficientnet_lite0")):
         if name in means and "method" in means:
             out.append(f"- {label}: {means[name] - means['method']:+.3f} mean F1 against the method.")
+    vals = {n: _read_json(paths.run(n) / "best" / "state.json").get("best_val_f1") for n in means}
+    vals = {n: v for n, v in vals.items() if v is not None and RUNS[n].supervision != "full"}
+    if len(vals) > 1:
+        by_val, by_test = max(vals, key=vals.get), max(vals, key=lambda n: means[n])
+        if by_val != by_test:
+            out.append(f"- Validation on synthetic images picks `{by_val}` (val F1 {vals[by_val]:.3f}), "
+                       f"but `{by_test}` is best on the test sets ({means[by_test]:.3f} against {means[by_val]:.3f}): "
+                       "the synthetic validation set is a weak stand-in for real forgeries.")
     if out:
         out += ["- What limits these numbers: the training data (500 synthetic BSDS forgeries + 70 COVERAGE images, "
                 "against the paper's 12k CASIA v2 images whose style matches CASIA v1), 8 epochs at 256 px on a "
-                "2-core CPU (validation F1 was noisy and, with full supervision, still rising), and an encoder "
+                "2-core CPU (validation F1 was noisy and, with full supervision, still rising), and (for `tinyvit5m`) an encoder "
                 "pretrained on medical images, not "
                 "ImageNet. The qualitative figure shows the student marking salient objects: synthetic splices "
                 "of whole objects teach it saliency more than manipulation traces.", ""]
