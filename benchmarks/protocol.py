@@ -394,7 +394,8 @@ def interpret(means: dict[str, float], paths: Paths) -> list[str]:
     if out:
         out += ["- What limits these numbers: the training data (500 synthetic BSDS forgeries + 70 COVERAGE images, "
                 "against the paper's 12k CASIA v2 images whose style matches CASIA v1), 8 epochs at 256 px on a "
-                "2-core CPU (validation F1 was noisy and, with full supervision, still rising), and (for `tinyvit5m`) an encoder "
+                "2-core CPU (validation F1 was noisy and, with full supervision, still rising), "
+                "and (for `tinyvit5m`) an encoder "
                 "pretrained on medical images, not "
                 "ImageNet. The qualitative figure shows the student marking salient objects: synthetic splices "
                 "of whole objects teach it saliency more than manipulation traces.", ""]
