@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     student, _ = load_student(args.model or shipped_model_dir())
-    result = run_demo(args.out, create_teacher("litemedsam"), student, quick=args.quick)
+    label = f"run folder {args.model}" if args.model else None
+    result = run_demo(args.out, create_teacher("litemedsam"), student, quick=args.quick, model_label=label)
     print(result.summary())
     return 0

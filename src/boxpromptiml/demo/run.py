@@ -54,6 +54,7 @@ class DemoResult:
     out_dir: Path
     rows: list[DemoRow]
     complexity: str
+    model_label: str
 
     def summary(self) -> str:
         t = np.mean([r.teacher_f1 for r in self.rows])
@@ -87,8 +88,10 @@ def complexity_line(model: Student) -> str:
             f"({torch.get_num_threads()} threads)")
 
 
-def run_demo(out_dir: PathLike, teacher: Teacher, student: Student, quick: bool = False, seed: int = 0) -> DemoResult:
-    """Run the demo into ``out_dir`` (``quick``: 3 images instead of 8)."""
+def run_demo(out_dir: PathLike, teacher: Teacher, student: Student, quick: bool = False, seed: int = 0,
+             model_label: str | None = None) -> DemoResult:
+    """Run the demo into ``out_dir`` (``quick``: 3 images instead of 8). ``model_label`` says where the
+    student came from (default: the shipped model's training note)."""
     out = Path(out_dir)
     count = QUICK_IMAGES if quick else len(DEMO_PLAN)
     log.info("making %d forgeries from scikit-image's bundled photos", count)
@@ -110,7 +113,8 @@ def run_demo(out_dir: PathLike, teacher: Teacher, student: Student, quick: bool 
         for suffix, picture in (("image", _with_boxes(item.image, boxes)), ("truth", _gray(item.mask)),
                                 ("pseudo", _gray(pseudo)), ("student", _heatmap(item.image, prob))):
             write_image(out / "img" / f"{item.name}_{suffix}.png", picture)
-    result = DemoResult(out, rows, complexity_line(student))
+    label = model_label or "shipped model: " + shipped_note().get("summary", "see docs/results.md")
+    result = DemoResult(out, rows, complexity_line(student), label)
     write_text_atomic(out / "index.html", render_html(result, teacher.describe()))
     return result
 
@@ -119,9 +123,14 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _teacher_text(teacher: dict) -> str:
+    """``litemedsam (resize=longest-side, ..., grabcut_weight=0.45)`` from a teacher's description."""
+    settings = teacher.get("settings") or {}
+    detail = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return f"{teacher.get('teacher', '?')}" + (f" ({detail})" if detail else "")
+
+
 def render_html(result: DemoResult, teacher: dict) -> str:
-    note = shipped_note()
-    trained = html.escape(note.get("summary", "see docs/results.md"))
     rows = []
     for r in result.rows:
         cells = "".join(f'<td><img src="img/{r.name}_{s}.png" alt="{s}"></td>'
@@ -148,9 +157,9 @@ soft mask is what the student is trained on. The student sees the image only, wi
 Scores: pixel F1 / IoU at threshold 0.5 against the exact masks.</p>
 <p><b>Mean pixel F1: teacher with boxes {mean_t:.3f}, student without boxes {mean_s:.3f}</b>
 over {len(result.rows)} images.</p>
-<p>Teacher: {html.escape(str(teacher.get('name')))} ({html.escape(str(teacher.get('settings', '')))}).<br>
-{html.escape(result.complexity)}.<br>Shipped model: {trained}</p>
-<table><tr><th>image</th><th>image + box</th><th>ground truth</th><th>teacher pseudo mask</th>
+<p>Teacher: {html.escape(_teacher_text(teacher))}.<br>
+{html.escape(result.complexity)}.<br>Student: {html.escape(result.model_label)}</p>
+<table><tr><th>name</th><th>image + box</th><th>ground truth</th><th>teacher pseudo mask</th>
 <th>student heat map</th><th>numbers</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
