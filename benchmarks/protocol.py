@@ -29,7 +29,6 @@ Runs (the paper's claims, on the same student and data):
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -55,7 +54,7 @@ from boxpromptiml.pseudo_labels.generate import generate_pseudo_labels  # noqa: 
 from boxpromptiml.synthesis import SynthesisConfig, synthesize  # noqa: E402
 from boxpromptiml.teachers import create_teacher  # noqa: E402
 from boxpromptiml.training.config import DataConfig, OptimConfig, TrainConfig, TrainSource  # noqa: E402
-from boxpromptiml.training.loop import train  # noqa: E402
+from boxpromptiml.training.loop import read_metrics, train  # noqa: E402
 
 log = logging.getLogger("protocol")
 PAPER_F1 = {"CASIA v1": 0.552, "COVERAGE": 0.403}  # the paper's box-supervised pixel F1
@@ -212,11 +211,7 @@ def _finished(run_dir: Path, epochs: int) -> bool:
 
 
 def _metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    return read_metrics(run_dir / "metrics.csv")
 
 
 def _read_json(path: Path) -> dict:

@@ -10,6 +10,7 @@ import torch
 from ..deployment.predictor import load_predictor
 from ..evaluation.robustness import (
     BLUR_KERNELS,
+    DEGRADATION_KINDS,
     DOWNSCALES,
     JPEG_QUALITIES,
     NOISE_SIGMAS,
@@ -23,7 +24,6 @@ from .common import add_dataset_option, dataset_from_args
 from .deploy_cmds import add_model_option
 
 log = logging.getLogger("boxpromptiml")
-KINDS = ("jpeg", "blur", "noise", "downscale", "social")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     add_dataset_option(p)
     add_model_option(p)
-    p.add_argument("--only", nargs="+", choices=KINDS, metavar="KIND", help=f"degradations to run ({', '.join(KINDS)})")
+    p.add_argument("--only", nargs="+", choices=DEGRADATION_KINDS, metavar="KIND",
+                   help=f"degradations to run ({', '.join(DEGRADATION_KINDS)})")
     p.add_argument("--json", metavar="OUT", help="write a list of {degradation, level, pixel_f1, pixel_auc, ...}")
     p.add_argument("--plot", metavar="OUT.png", help="plot F1 against each degradation's level")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..data.degrade import limit_long_side
 from ..errors import ConfigError
-from ..synthesis import PasteParams, copy_move, pick_region, remove, splice
+from ..synthesis import PasteParams, forge, pick_region
 
 # (photo, forgery kind, donor photo for splicing)
 DEMO_PLAN = (
@@ -72,12 +72,7 @@ def make_demo_images(count: int, seed: int = 0) -> list[DemoImage]:
             region = pick_region(labels, rng, 0.01, limit, 1)
             if region is None:
                 continue
-            if kind == "splice":
-                forgery = splice(target, source, region, rng, params)
-            elif kind == "copy_move":
-                forgery = copy_move(target, region, rng, params)
-            else:
-                forgery = remove(target, region, rng)
+            forgery = forge(kind, target, region, rng, params, donor=source)
             if forgery is not None:
                 break
         if forgery is None:

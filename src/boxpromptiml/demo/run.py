@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..boxes.simulate import BoxSimulationConfig, simulate_boxes
 from ..data.images import PathLike, write_image
 from ..data.samples import Box
-from ..deployment.complexity import count_gmacs, median_latency_ms
+from ..deployment.complexity import count_gmacs, count_params_m, median_latency_ms
 from ..deployment.predictor import Predictor
 from ..deployment.shipped import shipped_note
 from ..evaluation import metrics as M
@@ -81,7 +81,7 @@ def _gray(prob: np.ndarray) -> np.ndarray:
 
 def complexity_line(model: Student) -> str:
     size = model.config.input_size
-    params = sum(p.numel() for p in model.parameters()) / 1e6
+    params = count_params_m(model)
     latency = median_latency_ms(model, size, 1, 5)
     return (f"student {model.config.encoder} + {model.config.fusion}: {params:.2f} M parameters, "
             f"{count_gmacs(model, 224):.2f} GMACs at 224x224, {latency:.0f} ms per {size}x{size} image on this CPU "

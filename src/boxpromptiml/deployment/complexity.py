@@ -35,6 +35,11 @@ class Complexity:
         return asdict(self)
 
 
+def count_params_m(model: Student) -> float:
+    """Parameters in millions."""
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
 def count_gmacs(model: Student, size: int = 224) -> float:
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:  # (inference_mode breaks the counter's module tracker)
@@ -57,7 +62,7 @@ def median_latency_ms(model: Student, size: int, batch: int, repeats: int) -> fl
 def measure(model: Student, repeats: int = 10) -> Complexity:
     model.eval()
     return Complexity(
-        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        params_m=count_params_m(model),
         gmacs_224=count_gmacs(model, 224),
         latency_ms_224_b1=median_latency_ms(model, 224, 1, repeats),
         latency_ms_224_b8=median_latency_ms(model, 224, 8, max(3, repeats // 3)),

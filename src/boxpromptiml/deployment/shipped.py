@@ -8,6 +8,7 @@ The shipped folder holds an fp16 ``model.safetensors``, its ``student.json``, ``
 from __future__ import annotations
 
 import importlib.resources
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,5 @@ def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | N
 
 def shipped_note() -> dict[str, Any]:
     """The shipped model's training note (empty when there is no shipped model)."""
-    import json
-
     path = shipped_model_path() / TRAINING_NOTE
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

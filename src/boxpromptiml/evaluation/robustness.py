@@ -49,6 +49,7 @@ JPEG_QUALITIES = (100, 90, 80, 70, 60, 50)
 BLUR_KERNELS = (3, 7, 11, 15, 19, 23)
 NOISE_SIGMAS = (3, 7, 11, 15, 19, 23)
 DOWNSCALES = (0.75, 0.5)
+DEGRADATION_KINDS = ("jpeg", "blur", "noise", "downscale", "social")  # plus "none", always measured
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,7 @@ def robustness_suite(kinds: tuple[str, ...] | None = None) -> list[Degradation]:
     if kinds is not None:
         unknown = set(kinds) - {d.kind for d in suite}
         if unknown:
-            raise ValueError(f"unknown degradation(s) {sorted(unknown)}; known: none, jpeg, blur, noise, downscale, "
-                             "social")
+            raise ValueError(f"unknown degradation(s) {sorted(unknown)}; known: none, {', '.join(DEGRADATION_KINDS)}")
         suite = [d for d in suite if d.kind in kinds or d.kind == "none"]
     return suite
 
@@ -143,9 +143,8 @@ def plot_robustness(rows_by_dataset: dict[str, list[dict]], out_path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = ["jpeg", "blur", "noise", "downscale", "social"]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.2), sharey=True)
-    for ax, kind in zip(axes, kinds, strict=True):
+    fig, axes = plt.subplots(1, len(DEGRADATION_KINDS), figsize=(3.2 * len(DEGRADATION_KINDS), 3.2), sharey=True)
+    for ax, kind in zip(axes, DEGRADATION_KINDS, strict=True):
         for name, rows in rows_by_dataset.items():
             clean = next((r["pixel_f1"] for r in rows if r["degradation"] == "none"), None)
             picked = [r for r in rows if r["degradation"] == kind]

@@ -141,6 +141,21 @@ def copy_move(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, p
     return paste_region(image, image, region, rng, params, avoid=region)
 
 
+def forge(kind: str, target: np.ndarray, region: np.ndarray, rng: np.random.Generator, params: PasteParams,
+          donor: np.ndarray | None = None) -> Forgery | None:
+    """One forgery of ``kind`` ("splice" needs the ``donor`` the region is cut from; "copy_move" and
+    "removal" take the region from ``target`` itself)."""
+    if kind == "splice":
+        if donor is None:
+            raise ValueError("splicing needs a donor image")
+        return splice(target, donor, region, rng, params)
+    if kind == "copy_move":
+        return copy_move(target, region, rng, params)
+    if kind == "removal":
+        return remove(target, region, rng)
+    raise ValueError(f"unknown forgery kind {kind!r}; known: splice, copy_move, removal")
+
+
 def remove(image: np.ndarray, region: np.ndarray, rng: np.random.Generator, dilate: int = 3) -> Forgery:
     """The region erased by OpenCV inpainting (Telea or Navier-Stokes, drawn at random)."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))

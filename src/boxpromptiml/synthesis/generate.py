@@ -26,7 +26,7 @@ from ..data.samples import Box, Dataset
 from ..errors import ConfigError, DataError
 from ..fileio import write_bytes_atomic, write_json_atomic
 from ..runner import run_per_sample
-from .forgeries import Forgery, PasteParams, copy_move, remove, splice
+from .forgeries import Forgery, PasteParams, forge
 
 log = logging.getLogger(__name__)
 KINDS = ("splice", "copy_move", "removal")
@@ -151,7 +151,7 @@ def forge_one(index: int, sources: list[SegmentedImage], config: SynthesisConfig
             donor = read_image(donor_src.image)
             region = pick_region(aligned_label_map(donor_src, donor), rng, config.min_region, config.max_region,
                                  config.max_extra_segments)
-            forgery = None if region is None else splice(target, donor, region, rng, config.paste)
+            forgery = None if region is None else forge(kind, target, region, rng, config.paste, donor)
             record["donor"] = donor_src.image.name
         else:
             largest = config.max_removal_region if kind == "removal" else config.max_region
@@ -159,8 +159,7 @@ def forge_one(index: int, sources: list[SegmentedImage], config: SynthesisConfig
                                  config.max_extra_segments)
             if region is None:
                 continue
-            forgery = (copy_move(target, region, rng, config.paste) if kind == "copy_move"
-                       else remove(target, region, rng))
+            forgery = forge(kind, target, region, rng, config.paste)
         if forgery is not None and forgery.mask.any():
             forgery.record = {**record, **forgery.record, "attempts": attempt + 1}
             return forgery

@@ -97,11 +97,12 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
+def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
+    """Rows of a run's metrics.csv (those of epochs before ``before_epoch``, if given); [] if none."""
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if int(row["epoch"]) < before_epoch]
+        return [row for row in csv.DictReader(handle) if before_epoch is None or int(row["epoch"]) < before_epoch]
 
 
 def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
@@ -148,7 +149,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     steps_per_epoch = math.ceil(len(dataset) / optim.batch_size)
     total_steps = optim.epochs * steps_per_epoch
     warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
-    rows = _read_metrics(run_dir / "metrics.csv", start_epoch)
+    rows = read_metrics(run_dir / "metrics.csv", start_epoch)
 
     for epoch in range(start_epoch, optim.epochs):
         started = time.perf_counter()
