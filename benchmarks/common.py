@@ -22,8 +22,10 @@ RESULTS_MD = REPO / "docs" / "results.md"
 RESULTS_HEADER = "# Results\n\nEvery number here comes from a script under `benchmarks/`, run as shown.\n"
 
 
-def machine_line() -> str:
-    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
+def machine_line(threads: bool = True) -> str:
+    """CPU, torch threads of this process (leave out when the numbers came from other processes), versions."""
+    thread_part = f"{torch.get_num_threads()} torch thread(s), " if threads else ""
+    return (f"{platform.processor() or platform.machine()}, {thread_part}"
             f"torch {torch.__version__}, Python {platform.python_version()}")
 
 

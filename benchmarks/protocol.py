@@ -400,7 +400,7 @@ def interpret(means: dict[str, float], paths: Paths) -> list[str]:
 def render(paths: Paths, sizes: Sizes, runs: list[str]) -> str:
     quality = _read_json(paths.work / "pseudo_quality.json")
     lines = ["## Reference protocol: synthetic + COVERAGE training, real test sets", "",
-             f"Measured with `python benchmarks/protocol.py` on {machine_line()}. Training: "
+             f"Measured with `python benchmarks/protocol.py` on {machine_line(threads=False)}. Training: "
              f"{sizes.synth_tampered} synthetic forgeries + {sizes.synth_authentic} authentic images from BSDS500 "
              "train+val (`bpiml synthesize`, seed 0) and the 70 COVERAGE train copy-moves, boxes simulated from the "
              "masks (10% margin, 5% jitter), targets from the run's teacher. Validation (checkpoint choice only): "

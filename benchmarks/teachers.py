@@ -168,7 +168,9 @@ def render(store: ResultStore, command: str) -> str:
     out = ["## Teachers: pseudo-mask quality", "",
            f"Measured with `{command}` on {machine_line().split(',')[0]}. Boxes simulated from the masks "
            "(`bpiml boxes` defaults: 10% margin, 5% jitter, seed 0); pixel F1 / IoU at 0.5, mean over images. "
-           + ", ".join(f"{d}: first {n} images of `{f}`" for d, (f, n) in DATASETS.items()) + ".", ""]
+           + ", ".join(f"{d}: first {n} images of `{f}`" for d, (f, n) in DATASETS.items()) + ". "
+           "The s / image column is wall time during the quality runs (1 thread, other jobs may have been running): "
+           "use it to compare settings roughly; the speed table below was measured on an idle machine.", ""]
     rows = []
     for config, (_, _, description) in CONFIGS.items():
         cells = [store.get(f"quality|{config}|{d}") for d in DATASETS]
