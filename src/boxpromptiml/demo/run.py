@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ..boxes.simulate import BoxSimulationConfig, simulate_boxes
-from ..data.images import PathLike, write_image
+from ..data.images import PathLike, read_image, write_image
 from ..data.samples import Box
 from ..deployment.complexity import count_gmacs, count_params_m, median_latency_ms
 from ..deployment.predictor import Predictor
@@ -32,6 +32,8 @@ from .photos import DEMO_PLAN, make_demo_images
 
 log = logging.getLogger(__name__)
 QUICK_IMAGES = 3
+PREVIEW_ROWS = (3, 1)  # the coffee splice and the cat copy-move: the README's picture (docs/figures/demo.png)
+PANELS = ("image", "truth", "pseudo", "student")
 
 
 @dataclass
@@ -113,10 +115,27 @@ def run_demo(out_dir: PathLike, teacher: Teacher, student: Student, quick: bool 
         for suffix, picture in (("image", _with_boxes(item.image, boxes)), ("truth", _gray(item.mask)),
                                 ("pseudo", _gray(pseudo)), ("student", _heatmap(item.image, prob))):
             write_image(out / "img" / f"{item.name}_{suffix}.png", picture)
+    write_preview(out, [images[i].name for i in PREVIEW_ROWS if i < len(images)])
     label = model_label or "shipped model: " + shipped_note().get("summary", "see docs/results.md")
     result = DemoResult(out, rows, complexity_line(student), label)
     write_text_atomic(out / "index.html", render_html(result, teacher.describe()))
     return result
+
+
+def write_preview(out: Path, names: list[str], width: int = 200) -> None:
+    """``OUT/preview.png``: the four panels of the named rows, side by side, for a README."""
+    rows = []
+    for name in names:
+        tiles = [read_image(out / "img" / f"{name}_{panel}.png") for panel in PANELS]
+        tiles = [cv2.resize(t, (width, int(width * t.shape[0] / t.shape[1])), interpolation=cv2.INTER_AREA)
+                 for t in tiles]
+        height = max(t.shape[0] for t in tiles)
+        rows.append(np.concatenate([np.pad(t, ((0, height - t.shape[0]), (0, 4), (0, 0)), constant_values=255)
+                                    for t in tiles], axis=1))
+    if rows:
+        full = max(r.shape[1] for r in rows)
+        write_image(out / "preview.png", np.concatenate(
+            [np.pad(r, ((0, 4), (0, full - r.shape[1]), (0, 0)), constant_values=255) for r in rows]))
 
 
 def _num(value: float | None) -> str:
@@ -134,7 +153,7 @@ def render_html(result: DemoResult, teacher: dict) -> str:
     rows = []
     for r in result.rows:
         cells = "".join(f'<td><img src="img/{r.name}_{s}.png" alt="{s}"></td>'
-                        for s in ("image", "truth", "pseudo", "student"))
+                        for s in PANELS)
         numbers = (f"<b>{html.escape(r.kind.replace('_', '-'))}</b><br>teacher F1 {_num(r.teacher_f1)} / IoU "
                    f"{_num(r.teacher_iou)}<br>student F1 {_num(r.student_f1)} / IoU {_num(r.student_iou)}<br>"
                    f"student pixel AUC {_num(r.student_auc)}<br>image score {_num(r.image_score)}<br>"
