@@ -103,8 +103,8 @@ TEST_SETS = {  # name -> (tampered list, authentic list, first authentic id kept
 
 
 class Paths:
-    def __init__(self, work: Path, data: Path) -> None:
-        self.work, self.data = work, data
+    def __init__(self, work: Path, data: Path, record: Path) -> None:
+        self.work, self.data, self.record = work, data, record
         self.synth_train = work / "synth_train"
         self.synth_val = work / "synth_val"
         self.coverage_train = work / "coverage_train.json"  # COVERAGE train.json (first n in --quick)
@@ -294,27 +294,85 @@ def record_shipment(run: str, candidates: dict[str, float], scores: dict) -> Non
                        + ["candidates (val F1)"], rows), ""]))
 
 
+# -- the run record ------------------------------------------------------------------------------
+
+RUN_RECORD = REPO / "docs" / "protocol_runs.json"
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text not in (None, "") else None
+
+
+def run_summary(paths: Paths, name: str) -> dict | None:
+    """What the report needs of one evaluated run in the work folder, small enough to commit."""
+    run_dir = paths.run(name)
+    scores_file = run_dir / "test_scores.json"
+    if not scores_file.is_file():
+        return None
+    metrics = [{"epoch": int(r["epoch"]), "train_loss": _number(r["train_loss"]),
+                "val_pixel_f1": _number(r["val_pixel_f1"]), "seconds": _number(r["seconds"])}
+               for r in _metrics(run_dir)]
+    return {
+        "what": RUNS[name].what,
+        "evaluated": time.strftime("%Y-%m-%d %H:%M", time.gmtime(scores_file.stat().st_mtime)),
+        "machine": machine_line(threads=False),
+        "config": json.loads((run_dir / "config.json").read_text().replace(f"{REPO}/", "")),
+        "best_val_f1": _read_json(run_dir / "best" / "state.json").get("best_val_f1"),
+        "train_minutes": round(sum(m["seconds"] or 0.0 for m in metrics) / 60, 1) if metrics else None,
+        "metrics": metrics,
+        "test_scores": _read_json(scores_file),
+    }
+
+
+def _headline(summary: dict) -> dict:
+    return {"evaluated": summary.get("evaluated"), "train_minutes": summary.get("train_minutes"),
+            "best_val_f1": summary.get("best_val_f1"),
+            "test_f1": {t: s.get("pixel_f1") for t, s in summary["test_scores"].items()}}
+
+
+def collect_record(paths: Paths) -> dict:
+    """The record of every evaluated run: the committed file, updated from the runs in the work folder.
+
+    Run folders (checkpoints, pseudo masks) are too big to commit and do not survive a new machine; the record
+    does, so the report can show runs made in earlier sessions next to new ones. A run evaluated again with
+    different test scores keeps its earlier headline numbers under ``earlier``."""
+    record = json.loads(paths.record.read_text()) if paths.record.is_file() else {}
+    runs, quality = record.get("runs", {}), record.get("pseudo_quality", {})
+    quality.update(_read_json(paths.work / "pseudo_quality.json"))
+    for name in RUNS:
+        summary = run_summary(paths, name)
+        if summary is None:
+            continue
+        old = runs.get(name)
+        if old is not None:
+            earlier = old.get("earlier", [])
+            if old["test_scores"] != summary["test_scores"]:
+                earlier = earlier + [_headline(old)]
+            if earlier:
+                summary["earlier"] = earlier
+        runs[name] = summary
+    return {"pseudo_quality": dict(sorted(quality.items())),
+            "runs": {name: runs[name] for name in RUNS if name in runs}}
+
+
 # -- report -------------------------------------------------------------------------------------
 
-def _fmt_minutes(run_dir: Path) -> float | None:
-    rows = _metrics(run_dir)
-    return round(sum(float(r["seconds"]) for r in rows) / 60, 1) if rows else None
 
-
-def plot_curves(paths: Paths, runs: list[str], out: Path) -> None:
+def plot_curves(runs: dict[str, dict], out: Path) -> list[str]:
+    """Training loss and validation F1 per epoch of the recorded runs that kept them; returns their names."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for name in runs:
-        rows = _metrics(paths.run(name))
-        if not rows:
-            continue
-        epochs = [int(r["epoch"]) + 1 for r in rows]
-        ax_loss.plot(epochs, [float(r["train_loss"]) for r in rows], marker="o", label=name)
-        ax_f1.plot(epochs, [float(r["val_pixel_f1"] or "nan") for r in rows], marker="o", label=name)
+    shown = [name for name, summary in runs.items() if summary.get("metrics")]
+    for name in shown:
+        rows = runs[name]["metrics"]
+        epochs = [r["epoch"] + 1 for r in rows]
+        ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label=name)
+        ax_f1.plot(epochs, [np.nan if r["val_pixel_f1"] is None else r["val_pixel_f1"] for r in rows], marker="o",
+                   label=name)
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss (BCE + 0.5 Dice)")
     ax_f1.set(xlabel="epoch", ylabel="pixel F1", title="validation (synthetic, BSDS test)")
     ax_f1.legend(fontsize=7)
@@ -322,6 +380,7 @@ def plot_curves(paths: Paths, runs: list[str], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)
     plt.close(fig)
+    return shown
 
 
 def qualitative_figure(paths: Paths, out: Path, per_set: int = 3) -> None:
@@ -356,14 +415,14 @@ def qualitative_figure(paths: Paths, out: Path, per_set: int = 3) -> None:
     cv2.imwrite(str(out), grid[..., ::-1])
 
 
-def interpret(means: dict[str, float], paths: Paths) -> list[str]:
+def interpret(means: dict[str, float], runs: dict[str, dict]) -> list[str]:
     """The paper's claims against these rows, in words computed from the numbers."""
     out = []
     paper = float(np.mean(list(PAPER_F1.values())))
     if "method" in means:
         out.append(f"- The method's mean F1 is {means['method']:.3f}, {paper - means['method']:.3f} below the paper's "
                    f"{paper:.3f}: the claim of matching the paper does not hold on this CPU protocol.")
-    if "method" in means and "full" in means:
+    if "method" in means and means.get("full"):
         verdict = "holds" if means["method"] >= 0.9 * means["full"] else "does not hold"
         out.append(f"- Box supervision through the teacher reaches {means['method'] / means['full']:.2f}x full "
                    f"supervision: the claim that it rivals full supervision {verdict} here (both are weak).")
@@ -378,7 +437,7 @@ def interpret(means: dict[str, float], paths: Paths) -> list[str]:
                         ("memory-off", "no memory"), ("gates-off", "no gates"), ("effnet", "efficientnet_lite0")):
         if name in means and "method" in means:
             out.append(f"- {label}: {means[name] - means['method']:+.3f} mean F1 against the method.")
-    vals = {n: _read_json(paths.run(n) / "best" / "state.json").get("best_val_f1") for n in means}
+    vals = {n: runs[n].get("best_val_f1") for n in means}
     vals = {n: v for n, v in vals.items() if v is not None and RUNS[n].supervision != "full"}
     if len(vals) > 1:
         by_val, by_test = max(vals, key=vals.get), max(vals, key=lambda n: means[n])
@@ -397,8 +456,8 @@ def interpret(means: dict[str, float], paths: Paths) -> list[str]:
     return out
 
 
-def render(paths: Paths, sizes: Sizes, runs: list[str]) -> str:
-    quality = _read_json(paths.work / "pseudo_quality.json")
+def render(record: dict, sizes: Sizes, curves: list[str]) -> str:
+    quality, runs = record["pseudo_quality"], record["runs"]
     lines = ["## Reference protocol: synthetic + COVERAGE training, real test sets", "",
              f"Measured with `python benchmarks/protocol.py` on {machine_line(threads=False)}. Training: "
              f"{sizes.synth_tampered} synthetic forgeries + {sizes.synth_authentic} authentic images from BSDS500 "
@@ -421,11 +480,9 @@ def render(paths: Paths, sizes: Sizes, runs: list[str]) -> str:
             + [v for t in TEST_SETS for v in (PAPER_F1[t], None, None, None)]
             + [float(np.mean(list(PAPER_F1.values())))]]
     means = {}
-    for name in runs:
-        scores = _read_json(paths.run(name) / "test_scores.json")
-        if not scores:
-            continue
-        row = [f"`{name}`", RUNS[name].what, _fmt_minutes(paths.run(name))]
+    for name, summary in runs.items():
+        scores = summary["test_scores"]
+        row = [f"`{name}`", RUNS[name].what, summary.get("train_minutes")]
         for t in TEST_SETS:
             s = scores.get(t, {})
             row += [s.get("pixel_f1"), s.get("pixel_iou"), s.get("pixel_auc"), s.get("image_auc")]
@@ -435,10 +492,19 @@ def render(paths: Paths, sizes: Sizes, runs: list[str]) -> str:
     if means.get("method") is not None and means.get("full"):
         lines += [f"Ratio of box supervision (method) to full supervision in mean pixel F1: "
                   f"**{means['method'] / means['full']:.3f}** (target >= 0.9).", ""]
-    lines += interpret(means, paths)
-    lines += ["Each row: `python benchmarks/protocol.py --runs NAME` (its config is `runs/protocol/runs/NAME/"
-              "config.json`); train min = wall time of all epochs, each run on 1 thread "
-              "beside another run on the second core.", "",
+    lines += interpret(means, runs)
+    for name, summary in runs.items():
+        for old in summary.get("earlier", []):
+            then = float(np.mean([old["test_f1"][t] for t in TEST_SETS]))
+            lines.append(f"- `{name}` was trained and evaluated again ({summary['evaluated']}, on the data the same "
+                         f"seeds regenerate): mean F1 {means[name]:.3f}; its earlier run ({old['evaluated']}) gave "
+                         f"{then:.3f}: how far two runs of the same row can differ.")
+    dates = sorted({summary["evaluated"][:10] for summary in runs.values()})
+    lines += ["", "Each row: `python benchmarks/protocol.py --runs NAME`; its config, per-epoch metrics and scores are "
+              "kept in `docs/protocol_runs.json` (the run folders under `runs/protocol/` are not committed); train "
+              "min = wall time of all epochs, each run on 1 thread beside another run on the second core. "
+              f"Runs evaluated on {', '.join(dates)}.", "",
+              f"Training curves of the runs whose per-epoch metrics were kept ({', '.join(curves)}):", "",
               "![training curves](figures/protocol_curves.png)", "",
               "Test images, first three of each set (CASIA v1, then COVERAGE): image with its simulated box | "
               "ground truth | pseudo mask of the default teacher | prediction of the `method` student.", "",
@@ -467,7 +533,7 @@ def main() -> None:
     if args.epochs:
         sizes = replace(sizes, epochs=args.epochs)
     work = args.work or REPO / "runs" / ("protocol-quick" if args.quick else "protocol")
-    paths = Paths(work, args.data)
+    paths = Paths(work, args.data, work / "protocol_runs.json" if args.quick else RUN_RECORD)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     if "data" in args.stages:
@@ -481,12 +547,13 @@ def main() -> None:
     if "ship" in args.stages and not args.quick:
         stage_ship(paths, sizes)
     if "report" in args.stages:
-        done = [r for r in RUNS if (paths.run(r) / "test_scores.json").is_file()]
+        record = collect_record(paths)
+        write_json_atomic(paths.record, record)
         figures = REPO / "docs" / "figures" if not args.quick else work / "figures"
-        plot_curves(paths, done, figures / "protocol_curves.png")
-        if "method" in done:
+        curves = plot_curves(record["runs"], figures / "protocol_curves.png")
+        if (paths.run("method") / "best").is_dir():
             qualitative_figure(paths, figures / "protocol_examples.png")
-        markdown = render(paths, sizes, done)
+        markdown = render(record, sizes, curves)
         print(markdown)
         if not args.quick:
             update_results_section("protocol", markdown)
