@@ -51,6 +51,7 @@ from boxpromptiml.deployment.shipped import ship_model  # noqa: E402
 from boxpromptiml.evaluation import evaluate_prediction_dir, evaluate_predictor  # noqa: E402
 from boxpromptiml.fileio import write_json_atomic  # noqa: E402
 from boxpromptiml.pseudo_labels.generate import generate_pseudo_labels  # noqa: E402
+from boxpromptiml.student.model import StudentConfig  # noqa: E402
 from boxpromptiml.synthesis import SynthesisConfig, synthesize  # noqa: E402
 from boxpromptiml.teachers import create_teacher  # noqa: E402
 from boxpromptiml.training.config import DataConfig, OptimConfig, TrainConfig, TrainSource  # noqa: E402
@@ -85,6 +86,8 @@ class RunSpec:
     overrides: tuple[str, ...] = ()
 
 
+# The protocol's student, pinned so that the rows stay comparable whatever the library's default is.
+PROTOCOL_STUDENT = ("student.encoder=tinyvit5m",)
 RUNS = {
     "method": RunSpec("box supervision through the SAM teacher (the method)"),
     "full": RunSpec("full supervision, ground-truth masks (upper bound)", supervision="full"),
@@ -184,7 +187,7 @@ def run_config(name: str, paths: Paths, sizes: Sizes, threads: int, workers: int
         optim=replace(OptimConfig(), epochs=sizes.epochs, batch_size=sizes.batch_size, threads=threads,
                       workers=workers),
     )
-    return config.override([f"student.input_size={sizes.input_size}", *spec.overrides])
+    return config.override([f"student.input_size={sizes.input_size}", *PROTOCOL_STUDENT, *spec.overrides])
 
 
 def stage_train(paths: Paths, sizes: Sizes, runs: list[str], threads: int, workers: int) -> None:
@@ -239,21 +242,31 @@ def stage_eval(paths: Paths, sizes: Sizes, runs: list[str], threads: int) -> Non
 
 def stage_ship(paths: Paths, sizes: Sizes) -> str | None:
     """Ship the run with the best *validation* F1 among those that need only boxes (teacher pseudo masks or
-    filled boxes; not ground-truth masks). Test sets never choose anything."""
+    filled boxes; not ground-truth masks). Test sets never choose anything.
+
+    Runs recorded in earlier sessions compete with their recorded validation F1; only a run whose checkpoint is
+    in the work folder can replace the shipped model, so a better recorded run keeps its place."""
+    recorded = collect_record(paths)["runs"]
     candidates = {}
     for name, spec in RUNS.items():
         state = _read_json(paths.run(name) / "best" / "state.json")
         if spec.supervision in ("pseudo", "box") and state.get("best_val_f1") is not None and _finished(paths.run(name),
                                                                                               sizes.epochs):
             candidates[name] = state["best_val_f1"]
+        elif spec.supervision in ("pseudo", "box") and recorded.get(name, {}).get("best_val_f1") is not None:
+            candidates[name] = recorded[name]["best_val_f1"]
+    history = json.loads(SHIPPED_HISTORY.read_text()) if SHIPPED_HISTORY.is_file() else []
     if not candidates:
         log.warning("nothing to ship: no finished run trained from boxes")
         return None
     best = max(candidates, key=candidates.get)
-    history = json.loads(SHIPPED_HISTORY.read_text()) if SHIPPED_HISTORY.is_file() else []
-    if history and history[-1]["run"] == best and history[-1]["val_f1"] == candidates[best]:
-        log.info("the shipped model (%s) is still the best; nothing replaced", best)
+    if history and history[-1]["run"] == best and history[-1]["val_f1"] >= candidates[best]:
+        log.info("the shipped model (%s, validation F1 %.3f) is still the best of %s; nothing replaced", best,
+                 history[-1]["val_f1"], {k: round(v, 3) for k, v in candidates.items()})
         return best
+    if not (paths.run(best) / "best").is_dir():
+        log.warning("the best run by validation F1, %s, has no checkpoint here; nothing replaced", best)
+        return None
     scores = _read_json(paths.run(best) / "test_scores.json")
     note = {
         "summary": f"run '{best}' of benchmarks/protocol.py ({RUNS[best].what}); chosen among "
@@ -297,6 +310,7 @@ def record_shipment(run: str, candidates: dict[str, float], scores: dict) -> Non
 # -- the run record ------------------------------------------------------------------------------
 
 RUN_RECORD = REPO / "docs" / "protocol_runs.json"
+EARLIER_CURVES = REPO / "docs" / "figures" / "protocol_curves_earlier.png"  # runs recorded before metrics were kept
 
 
 def _number(text: str | None) -> float | None:
@@ -445,6 +459,7 @@ def interpret(means: dict[str, float], runs: dict[str, dict]) -> list[str]:
             out.append(f"- Validation on synthetic images picks `{by_val}` (val F1 {vals[by_val]:.3f}), "
                        f"but `{by_test}` is best on the test sets ({means[by_test]:.3f} against {means[by_val]:.3f}): "
                        "the synthetic validation set is a weak stand-in for real forgeries.")
+    out += default_configuration(vals)
     if out:
         out += ["- What limits these numbers: the training data (500 synthetic BSDS forgeries + 70 COVERAGE images, "
                 "against the paper's 12k CASIA v2 images whose style matches CASIA v1), 8 epochs at 256 px on a "
@@ -454,6 +469,23 @@ def interpret(means: dict[str, float], runs: dict[str, dict]) -> list[str]:
                 "ImageNet. The qualitative figure shows the student marking salient objects: synthetic splices "
                 "of whole objects teach it saliency more than manipulation traces.", ""]
     return out
+
+
+def default_configuration(vals: dict[str, float]) -> list[str]:
+    """Which run's configuration should be the default (best validation F1 of the box-trained runs), and whether
+    the library's default student is that configuration."""
+    if not vals:
+        return []
+    best = max(vals, key=vals.get)
+    student = TrainConfig().override([*PROTOCOL_STUDENT, *RUNS[best].overrides]).student
+    default = StudentConfig()
+    differs = [f"{k} {getattr(default, k)} (best run: {getattr(student, k)})" for k in
+               ("encoder", "fusion", "use_gates", "use_memory") if getattr(student, k) != getattr(default, k)]
+    return [f"- Default configuration: `{best}` ({RUNS[best].what}) has the best validation F1 of the runs trained "
+            f"from boxes ({vals[best]:.3f}; " + ", ".join(f"{n} {v:.3f}" for n, v in vals.items() if n != best)
+            + "). It is the shipped model (`bpiml predict`, `evaluate`, `robustness`, `demo`); "
+            + ("`bpiml train`'s default student is the same configuration." if not differs else
+               "`bpiml train`'s default student differs: " + "; ".join(differs) + ".")]
 
 
 def render(record: dict, sizes: Sizes, curves: list[str]) -> str:
@@ -505,7 +537,13 @@ def render(record: dict, sizes: Sizes, curves: list[str]) -> str:
               "min = wall time of all epochs, each run on 1 thread beside another run on the second core. "
               f"Runs evaluated on {', '.join(dates)}.", "",
               f"Training curves of the runs whose per-epoch metrics were kept ({', '.join(curves)}):", "",
-              "![training curves](figures/protocol_curves.png)", "",
+              "![training curves](figures/protocol_curves.png)", ""]
+    without = [name for name, summary in runs.items() if not summary.get("metrics")]
+    if without and EARLIER_CURVES.is_file():
+        lines += [f"Curves of {', '.join(without)}, drawn by the report on the machine that trained them (their "
+                  "per-epoch metrics were not kept then):", "",
+                  f"![earlier training curves](figures/{EARLIER_CURVES.name})", ""]
+    lines += [
               "Test images, first three of each set (CASIA v1, then COVERAGE): image with its simulated box | "
               "ground truth | pseudo mask of the default teacher | prediction of the `method` student.", "",
               "![qualitative](figures/protocol_examples.png)", ""]
