@@ -18,7 +18,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
     p.add_argument("--config", metavar="YAML", help="YAML file with any of the settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set optim.epochs=5 --set student.encoder=efficientnet_lite0")
+                   help="override one setting, e.g. --set optim.epochs=5 --set student.encoder=tinyvit5m")
     p.add_argument("--train", action="append", default=[], metavar="D",
                    help="training dataset (repeatable; each may have its own --boxes / --pseudo-labels, in order)")
     p.add_argument("--boxes", action="append", default=[], metavar="COCO_JSON",
