@@ -542,7 +542,8 @@ def render(record: dict, sizes: Sizes, curves: list[str]) -> str:
     dates = sorted({summary["evaluated"][:10] for summary in runs.values()})
     lines += ["", "Each row: `python benchmarks/protocol.py --runs NAME`; its config, per-epoch metrics and scores are "
               "kept in `docs/protocol_runs.json` (the run folders under `runs/protocol/` are not committed); train "
-              "min = wall time of all epochs, each run on 1 thread beside another run on the second core. "
+              "min = wall time of all epochs, each run on 1 thread beside another run on the second core, except "
+              "`gates-off` (alone on 2 threads, `optim.threads` in its recorded config). "
               f"Runs evaluated on {', '.join(dates)}.", "",
               f"Training curves of the runs whose per-epoch metrics were kept ({', '.join(curves)}):", "",
               "![training curves](figures/protocol_curves.png)", ""]
