@@ -540,10 +540,12 @@ def render(record: dict, sizes: Sizes, curves: list[str]) -> str:
                          f"seeds regenerate): mean F1 {means[name]:.3f}; its earlier run ({old['evaluated']}) gave "
                          f"{then:.3f}: how far two runs of the same row can differ.")
     dates = sorted({summary["evaluated"][:10] for summary in runs.values()})
+    multi_threaded = {n: (s.get("config") or {}).get("optim", {}).get("threads", 1) for n, s in runs.items()}
+    multi_threaded = {n: t for n, t in multi_threaded.items() if t != 1}
     lines += ["", "Each row: `python benchmarks/protocol.py --runs NAME`; its config, per-epoch metrics and scores are "
               "kept in `docs/protocol_runs.json` (the run folders under `runs/protocol/` are not committed); train "
-              "min = wall time of all epochs, each run on 1 thread beside another run on the second core, except "
-              "`gates-off` (alone on 2 threads, `optim.threads` in its recorded config). "
+              "min = wall time of all epochs, each run on 1 thread beside another run on the second core"
+              + "".join(f", except `{n}` (alone on {t} threads)" for n, t in multi_threaded.items()) + ". "
               f"Runs evaluated on {', '.join(dates)}.", "",
               f"Training curves of the runs whose per-epoch metrics were kept ({', '.join(curves)}):", "",
               "![training curves](figures/protocol_curves.png)", ""]
