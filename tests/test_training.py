@@ -147,3 +147,63 @@ def test_jpeg_recompression_really_reencodes():
     out = jpeg_recompress(image, 50)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - image.astype(int)).mean() > 5
+
+
+def test_epoch_sampler_is_seeded_and_fills_the_budget():
+    from boxpromptiml.training.data import EpochSampler
+
+    sampler = EpochSampler(n_items=5, samples_per_epoch=12, seed=1)
+    first = list(sampler)
+    assert len(first) == 12 and [d for _, d, _ in first] == list(range(12))
+    assert sorted(i for _, _, i in first[:5]) == list(range(5))  # whole shuffled passes first
+    assert list(sampler) == first
+    sampler.epoch = 1
+    assert [i for *_, i in sampler] != [i for *_, i in first]
+
+
+def test_native_training_samples_are_crops_of_the_image(prepared):
+    from boxpromptiml.training.config import Supervision, TrainSource
+    from boxpromptiml.training.data import TrainingSet, collect_items
+
+    items = collect_items((TrainSource(prepared["dataset"], prepared["boxes"], prepared["pl"]),), Supervision.FULL)
+    dataset = TrainingSet(items, Supervision.FULL, 64, None, seed=0, native=True)
+    sample = dataset[(0, 3, 0)]
+    assert sample["image"].shape == (3, 64, 64) and sample["target"].shape == (1, 64, 64)
+    assert torch.equal(dataset[(0, 3, 0)]["image"], sample["image"])  # same key, same crop
+    from boxpromptiml.data import read_image
+
+    full = torch.from_numpy(read_image(items[0].sample.image)).permute(2, 0, 1).float() / 255
+    windows = full.unfold(1, 64, 1).unfold(2, 64, 1)  # every 64 x 64 window of the image
+    found = (windows - sample["image"][:, None, None]).abs().amax(dim=(0, 3, 4)).min()
+    assert float(found) < 1e-6, "a native crop is an exact window of the image, not a resampled one"
+
+
+def test_time_budget_stops_cleanly_and_the_same_command_continues(prepared, tmp_path, monkeypatch):
+    clock = {"t": 0.0}
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock.__setitem__("t", clock["t"] + 20.0) or clock["t"])
+    config = _config(prepared, epochs=3, samples_per_epoch=8, max_minutes=1.0)
+    result = loop.train(config, tmp_path / "run")
+    assert 0 < result.epochs_done < 3 and "run the same command" in loop.run_summary(result)
+    rows = _rows(tmp_path / "run")
+    assert {"samples_seen", "fit_pixel_f1", "samples_per_second"} <= set(rows[0])
+    assert int(rows[-1]["samples_seen"]) == 8 * result.epochs_done
+    monkeypatch.undo()
+    extended = TrainConfig.from_dict({**config.to_dict(), "optim": {**config.to_dict()["optim"], "max_minutes": None}})
+    result = loop.train(extended, tmp_path / "run")  # a new time limit is not a new run
+    assert result.epochs_done == 3 and [int(r["epoch"]) for r in _rows(tmp_path / "run")] == [0, 1, 2]
+
+
+def test_cli_authentic_only_dataset_needs_no_boxes(prepared, toy_dataset, tmp_path):
+    from boxpromptiml.cli import main
+    from boxpromptiml.data.readers import write_imdl_json
+
+    write_imdl_json(toy_dataset.replace_samples(toy_dataset.authentic), tmp_path / "authentic.json")
+    code = main(["train", "--out", str(tmp_path / "run"), "--train", prepared["dataset"], "--boxes", prepared["boxes"],
+                 "--pseudo-labels", prepared["pl"], "--train", str(tmp_path / "authentic.json"),
+                 "--set", "optim.epochs=1", "--set", "student.input_size=64", "--set", "optim.workers=0",
+                 "--set", "student.encoder_init=random"])
+    assert code == 0
+    sources = json.loads((tmp_path / "run" / "config.json").read_text())["data"]["train"]
+    assert [s["boxes"] is None for s in sources] == [False, True]
+    with pytest.raises(SystemExit):
+        main(["train", "--out", str(tmp_path / "x"), "--boxes", prepared["boxes"]])

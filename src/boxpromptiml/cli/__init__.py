@@ -15,14 +15,15 @@ from . import (
     evaluate_cmd,
     pseudo_label_cmd,
     robustness_cmd,
+    split_cmd,
     synthesize_cmd,
     toy_cmd,
     train_cmd,
 )
 
 # In the order of the method's data flow.
-COMMANDS = (toy_cmd, synthesize_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd, robustness_cmd, deploy_cmds,
-            demo_cmd)
+COMMANDS = (toy_cmd, synthesize_cmd, split_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd, robustness_cmd,
+            deploy_cmds, demo_cmd)
 
 
 class _Formatter(logging.Formatter):

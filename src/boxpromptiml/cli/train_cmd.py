@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
 from ..training.config import Supervision, TrainConfig, load_config
 from ..training.loop import run_summary, train
 
@@ -19,32 +18,46 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="YAML", help="YAML file with any of the settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set optim.epochs=5 --set student.encoder=tinyvit5m")
-    p.add_argument("--train", action="append", default=[], metavar="D",
-                   help="training dataset (repeatable; each may have its own --boxes / --pseudo-labels, in order)")
-    p.add_argument("--boxes", action="append", default=[], metavar="COCO_JSON",
-                   help="boxes of the matching --train dataset (box supervision, outside-box penalty)")
-    p.add_argument("--pseudo-labels", action="append", default=[], metavar="DIR",
-                   help="bpiml pseudo-label folder of the matching --train dataset")
+    p.add_argument("--train", action=_NewSource, dest="sources", metavar="D",
+                   help="training dataset (repeatable); --boxes and --pseudo-labels after it belong to it, so an "
+                        "authentic-only dataset simply has neither")
+    p.add_argument("--boxes", action=_SourceOption, dest="sources", metavar="COCO_JSON",
+                   help="boxes of the preceding --train dataset (box supervision, outside-box penalty)")
+    p.add_argument("--pseudo-labels", action=_SourceOption, dest="sources", metavar="DIR",
+                   help="bpiml pseudo-label folder of the preceding --train dataset")
     p.add_argument("--val", action="append", default=[], metavar="D", help="validation dataset (repeatable)")
     p.add_argument("--supervision", choices=[s.value for s in Supervision],
                    help="targets: pseudo (teacher masks, default), full (ground truth), box (filled boxes)")
     p.set_defaults(run=run)
 
 
-def _aligned(values: list[str], n: int, what: str) -> list[str | None]:
-    if values and len(values) != n:
-        raise ConfigError(f"give one {what} per --train dataset ({n}), got {len(values)}")
-    return values or [None] * n
+class _NewSource(argparse.Action):
+    """``--train D`` starts a new training source."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        sources = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, sources + [{"dataset": value, "boxes": None, "pseudo_labels": None}])
+
+
+class _SourceOption(argparse.Action):
+    """``--boxes`` / ``--pseudo-labels`` fill in the most recent ``--train`` source."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        sources = getattr(namespace, self.dest, None)
+        key = self.option_strings[0].lstrip("-").replace("-", "_")
+        if not sources:
+            parser.error(f"{option_string} must follow the --train dataset it belongs to")
+        if sources[-1][key] is not None:
+            parser.error(f"{option_string} given twice for --train {sources[-1]['dataset']}; put each after its "
+                         "own --train")
+        sources[-1][key] = value
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.set).to_dict()
     data = settings["data"]
-    if args.train:
-        boxes = _aligned(args.boxes, len(args.train), "--boxes")
-        pseudo = _aligned(args.pseudo_labels, len(args.train), "--pseudo-labels")
-        data["train"] = [{"dataset": d, "boxes": b, "pseudo_labels": p}
-                         for d, b, p in zip(args.train, boxes, pseudo, strict=True)]
+    if args.sources:
+        data["train"] = args.sources
     if args.val:
         data["val"] = args.val
     if args.supervision:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,17 @@ def _checked(dataset: Dataset) -> Dataset:
         more = f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         raise DataError(f"{dataset.source}: {len(missing)} referenced file(s) do not exist:\n  {listed}{more}")
     return dataset
+
+
+def write_imdl_json(dataset: Dataset, path: PathLike) -> Path:
+    """Write ``dataset`` as an IMDL-BenCo list; paths relative to the file's folder where possible."""
+    from ..fileio import write_json_atomic
+
+    path = Path(path)
+    base = path.parent.resolve()
+
+    def name(file: Path) -> str:
+        return Path(os.path.relpath(file.resolve(), base)).as_posix()
+
+    entries = [[name(s.image), name(s.mask) if s.mask is not None else IMDL_NEGATIVE] for s in dataset]
+    return write_json_atomic(path, entries, indent=None)

@@ -1,12 +1,15 @@
 """ONNX export through a small adapter (image in [0, 1] -> probabilities), checked against PyTorch.
 
-The graph has a dynamic batch axis and a fixed square input (the student's ``input_size``).
+The graph has a dynamic batch axis; its spatial size is fixed (the student's ``input_size``) for
+``resize`` students and dynamic (multiples of 32) for ``native`` ones. The student's config is
+stored in the graph's metadata, so the ONNX file alone says how to feed it.
 It is produced with torch's ``torch.export``-based exporter, whose graph matches PyTorch to
 float precision (the older tracing exporter mis-handles TinyViT's window padding).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,8 @@ from torch import nn
 
 from ..data.images import PathLike
 from ..errors import ConfigError
-from ..student.model import Student
+from ..student.model import Resolution, Student
+from .onnx_backend import STUDENT_METADATA
 
 INPUT_NAME, PROBABILITY_NAME, SCORE_NAME = "image", "probability", "score"
 
@@ -46,16 +50,24 @@ def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = T
     size = model.config.input_size
     example = torch.rand(2, 3, size, size)
     outputs = [PROBABILITY_NAME, SCORE_NAME] if model.score_head is not None else [PROBABILITY_NAME]
+    axes = {0: torch.export.Dim("batch", min=1, max=1024)}
+    native = model.config.resolution is Resolution.NATIVE
+    if native:  # any multiple of 32, from 64 to 4096
+        axes.update({2: 32 * torch.export.Dim("h32", min=2, max=128), 3: 32 * torch.export.Dim("w32", min=2, max=128)})
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.onnx.export(adapter, (example,), str(tmp), input_names=[INPUT_NAME], output_names=outputs,
-                      dynamic_shapes={"image": {0: torch.export.Dim("batch", min=1, max=1024)}},
-                      opset_version=opset, dynamo=True, external_data=False, verbose=False)
+    program = torch.onnx.export(adapter, (example,), input_names=[INPUT_NAME], output_names=outputs,
+                                dynamic_shapes={"image": axes}, opset_version=opset, dynamo=True, verbose=False)
+    import onnx
+
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {STUDENT_METADATA: json.dumps(model.config.to_dict())})
+    onnx.save(proto, str(tmp))
     tmp.replace(path)
     if not check:
         return None
     from .onnx_backend import OnnxSession
 
-    probe = torch.rand(3, 3, size, size)
+    probe = torch.rand(3, 3, size, size + 32 if native else size)
     with torch.inference_mode():
         expected = adapter(probe)
     expected = expected[0] if isinstance(expected, tuple) else expected

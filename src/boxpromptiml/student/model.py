@@ -17,7 +17,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from .decoders import MGFM, FPNFusion
-from .encoders import ENCODERS, create_encoder
+from .encoders import ENCODERS, FeatureInfo, create_encoder
+from .residual import Residual, ResidualBranch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,6 +28,13 @@ PROB_EPS = 1e-6
 class Fusion(StrEnum):
     MGFM = "mgfm"
     FPN = "fpn"
+
+
+class Resolution(StrEnum):
+    """How an image is fitted to the network (see student/inference.py)."""
+
+    RESIZE = "resize"  # squeezed to input_size x input_size
+    NATIVE = "native"  # its own pixels (training: input_size crops; inference: whole image or tiles)
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,23 @@ class StudentConfig:
     use_gates: bool = True
     use_memory: bool = True
     image_head: bool = False
-    input_size: int = 256  # images are resized to input_size x input_size
+    input_size: int = 256  # resize: images are resized to this square; native: training crop side
+    resolution: Resolution = Resolution.RESIZE
+    max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
+    residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fusion", Fusion(self.fusion))
+        for name, kind in (("fusion", Fusion), ("resolution", Resolution), ("residual", Residual)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError as exc:
+                raise ConfigError(f"student.{name} must be one of {', '.join(kind)}, got {getattr(self, name)!r}") \
+                    from exc
         if self.encoder not in ENCODERS.names():
             ENCODERS.get(self.encoder)  # raises with the known names
-        if self.input_size % 32:
-            raise ConfigError(f"input_size must be a multiple of 32, got {self.input_size}")
+        for name in ("input_size", "max_side"):
+            if getattr(self, name) % 32 or getattr(self, name) <= 0:
+                raise ConfigError(f"student.{name} must be a positive multiple of 32, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
@@ -73,7 +90,11 @@ class Student(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = create_encoder(config.encoder)
+        self.residual = ResidualBranch(config.residual) if config.residual is not Residual.NONE else None
         info = self.encoder.feature_info
+        if self.residual is not None:  # the residual maps are concatenated with the taps of the same stride
+            extra = dict(zip(self.residual.strides, self.residual.channels, strict=True))
+            info = [FeatureInfo(f.channels + extra.get(f.stride, 0), f.stride) for f in info]
         if config.fusion is Fusion.MGFM:
             self.decoder: nn.Module = MGFM(info, config.width, config.memory_slots, config.use_gates,
                                            config.use_memory)
@@ -85,6 +106,11 @@ class Student(nn.Module):
 
     def _probabilities(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = self.encoder((image - self.mean) / self.std)
+        if self.residual is not None:
+            extra = dict(zip(self.residual.strides, self.residual(image), strict=True))
+            strides = [f.stride for f in self.encoder.feature_info]
+            features = [torch.cat([f, extra[s]], dim=1) if s in extra else f
+                        for f, s in zip(features, strides, strict=True)]
         return self.decoder(features), features
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -29,10 +29,33 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, amount: float) ->
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
+def native_crop(arrays: list[np.ndarray], size: int, rng: np.random.Generator,
+                focus: float = 0.5) -> list[np.ndarray]:
+    """The same ``size`` x ``size`` crop of every array at native scale (zero-padded if smaller).
+
+    With probability ``focus`` the crop is centred (up to a random shift) on a pixel where the
+    second array, the target, exceeds 0.5, so that small tampered regions are not mostly missed.
+    """
+    height, width = arrays[0].shape[:2]
+    pad_h, pad_w = max(0, size - height), max(0, size - width)
+    if pad_h or pad_w:
+        arrays = [np.pad(a, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (a.ndim - 2)) for a in arrays]
+        height, width = height + pad_h, width + pad_w
+    ys, xs = np.nonzero(arrays[1] > 0.5) if rng.random() < focus else ((), ())
+    if len(ys):
+        pick = rng.integers(len(ys))
+        cy, cx = ys[pick] + rng.integers(-size // 4, size // 4 + 1), xs[pick] + rng.integers(-size // 4, size // 4 + 1)
+        y, x = int(np.clip(cy - size // 2, 0, height - size)), int(np.clip(cx - size // 2, 0, width - size))
+    else:
+        y, x = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    return [a[y:y + size, x:x + size] for a in arrays]
+
+
 def augment(image: np.ndarray, target: np.ndarray, region: np.ndarray, config: AugmentConfig,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Augmented (image, soft target, box region); all keep their relative alignment."""
-    if config.scale_min < 1.0:
+            rng: np.random.Generator, crop: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Augmented (image, soft target, box region); all keep their relative alignment.
+    ``crop=False`` skips the random resized crop (native-resolution students crop without resampling)."""
+    if crop and config.scale_min < 1.0:
         image, target, region = random_resized_crop([image, target, region], rng, config.scale_min)
     if rng.random() < config.hflip:
         image, target, region = image[:, ::-1], target[:, ::-1], region[:, ::-1]

@@ -40,6 +40,7 @@ class DataConfig:
     val: tuple[str, ...] = ()  # validation datasets (never a test set)
     supervision: Supervision = Supervision.PSEUDO
     val_limit: int | None = None  # validate on the first N images only (None = all)
+    fit_limit: int = 48  # training-set fit after each epoch: F1 against the targets on this many tampered images
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,13 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    """The budget is ``epochs`` x ``samples_per_epoch`` samples seen; the learning rate follows one
+    warm-up + cosine schedule over the whole budget. ``max_minutes`` stops a run cleanly after the
+    epoch that reaches the time limit; the same command continues it later."""
+
     epochs: int = 12
+    samples_per_epoch: int | None = None  # None: one pass over the training images per epoch
+    max_minutes: float | None = None  # stop (resumably) once this much wall time has passed in this invocation
     batch_size: int = 8
     lr: float = 4e-4
     encoder_lr_scale: float = 0.5  # pretrained encoders learn slower than the new decoder

@@ -1,4 +1,8 @@
-"""Training samples: image + soft target (+ the box region), resized to the student's input.
+"""Training samples: image + soft target (+ the box region), fitted to the student's input.
+
+``resize`` students see the (augmented) image squeezed to ``input_size``; ``native`` students
+see an ``input_size`` crop of the image's own pixels (zero-padded when the image is smaller),
+centred on a tampered pixel half of the time so that small regions are seen often enough.
 
 The target of a tampered image comes from the configured supervision: the teacher's pseudo
 mask (``pseudo``), the ground-truth mask (``full``) or the filled boxes (``box``); authentic
@@ -22,8 +26,9 @@ from ..data.images import read_image, read_mask, read_probability_map
 from ..data.readers import load_dataset
 from ..data.samples import Sample
 from ..errors import ConfigError, DataError
+from ..student.inference import to_tensor
 from ..student.inputs import image_to_input
-from .augment import augment
+from .augment import augment, native_crop
 from .config import AugmentConfig, Supervision, TrainSource
 
 
@@ -80,28 +85,54 @@ def map_to_tensor(array: np.ndarray, size: int) -> torch.Tensor:
 
 
 class TrainingSet(TorchDataset):
-    """Augmented, resized (image, target, region, label) tensors for the training loop."""
+    """Augmented (image, target, region, label) tensors for the training loop.
+
+    Indexed by ``(epoch, draw, index)`` keys (see :class:`EpochSampler`): the augmentation of a
+    draw depends only on the seed, the epoch and the draw's position, so a resumed run sees the
+    same samples and the same item drawn twice in an epoch is augmented differently.
+    """
 
     def __init__(self, items: list[TrainItem], supervision: Supervision, size: int,
-                 augment_config: AugmentConfig | None, seed: int = 0) -> None:
-        self.items, self.supervision, self.size = items, supervision, size
-        self.augment_config, self.seed, self.epoch = augment_config, seed, 0
+                 augment_config: AugmentConfig | None, seed: int = 0, native: bool = False) -> None:
+        self.items, self.supervision, self.size, self.native = items, supervision, size, native
+        self.augment_config, self.seed = augment_config, seed
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int, int] | int) -> dict[str, torch.Tensor]:
+        epoch, draw, index = key if isinstance(key, tuple) else (0, key, key)
         item = self.items[index]
         image = read_image(item.sample.image)
         shape = image.shape[:2]
         target = load_target(item, self.supervision, shape)
         region = boxes_to_mask(item.sample.boxes, shape) if item.sample.boxes else np.ones(shape, np.float32)
+        rng = np.random.default_rng([self.seed, epoch, draw])
+        if self.native:
+            image, target, region = native_crop([image, target, region], self.size, rng)
         if self.augment_config is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            image, target, region = augment(image, target, region, self.augment_config, rng)
-        return {
-            "image": image_to_input(image, self.size),
-            "target": map_to_tensor(target, self.size),
-            "region": map_to_tensor(region, self.size),
-            "label": torch.tensor(float(item.sample.is_tampered)),
-        }
+            image, target, region = augment(image, target, region, self.augment_config, rng, crop=not self.native)
+        if self.native:
+            tensors = to_tensor(image), torch.from_numpy(target)[None], torch.from_numpy(region)[None]
+        else:
+            tensors = (image_to_input(image, self.size), map_to_tensor(target, self.size),
+                       map_to_tensor(region, self.size))
+        return {"image": tensors[0], "target": tensors[1], "region": tensors[2],
+                "label": torch.tensor(float(item.sample.is_tampered))}
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """``samples_per_epoch`` keys ``(epoch, draw, index)`` per epoch: shuffled passes over the
+    items, as many as the budget needs (the last one partial), seeded by (seed, epoch)."""
+
+    def __init__(self, n_items: int, samples_per_epoch: int, seed: int) -> None:
+        self.n_items, self.samples_per_epoch, self.seed, self.epoch = n_items, samples_per_epoch, seed, 0
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        passes = -(-self.samples_per_epoch // self.n_items)
+        order = np.concatenate([rng.permutation(self.n_items) for _ in range(passes)])[: self.samples_per_epoch]
+        return iter((self.epoch, draw, int(index)) for draw, index in enumerate(order))

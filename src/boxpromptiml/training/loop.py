@@ -1,10 +1,11 @@
 """`bpiml train`: distil pseudo masks into the student, resumably.
 
 Run folder layout: ``config.json`` (the whole TrainConfig), ``metrics.csv`` (one row per
-epoch), ``init.json`` (which encoder tensors were pretrained), ``last/`` (weights + optimizer,
-rewritten every epoch) and ``best/`` (best validation pixel F1). Starting the same command
-again continues after the last finished epoch; a different config in the same folder is
-refused. Randomness is seeded per epoch, so a resumed run sees the same batches.
+epoch: losses, the fit to the training targets, validation scores, throughput), ``init.json``
+(which encoder tensors were pretrained), ``last/`` (weights + optimizer, rewritten every epoch)
+and ``best/`` (best validation pixel F1). Starting the same command again continues after the
+last finished epoch (also after a stop at ``optim.max_minutes``); a different config in the
+same folder is refused. Randomness is seeded per epoch, so a resumed run sees the same batches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -28,26 +30,29 @@ from ..data.images import PathLike, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
 from ..errors import ConfigError, DataError
+from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
 from ..fileio import write_json_atomic, write_text_atomic
 from ..runner import run_per_sample
-from ..student.model import Student, build_student
+from ..student.inference import predict_image, torch_runner
+from ..student.model import Resolution, Student, build_student
 from ..student.pretrained import initialise_encoder
 from .checkpoint import STATE, load_optimizer_state, load_student, read_json, save_checkpoint
-from .config import TrainConfig
-from .data import TrainingSet, collect_items
+from .config import Supervision, TrainConfig
+from .data import EpochSampler, TrainingSet, TrainItem, collect_items, load_target
 from .losses import DistillationLoss
 
 log = logging.getLogger(__name__)
 
-METRICS_FIELDS = ["epoch", "lr", "train_loss", "bce", "dice", "outside_box", "val_pixel_f1", "val_pixel_iou",
-                  "val_pixel_auc", "val_image_auc", "seconds"]
+METRICS_FIELDS = ["epoch", "samples_seen", "lr", "train_loss", "bce", "dice", "outside_box", "fit_pixel_f1",
+                  "val_pixel_f1", "val_pixel_iou", "val_pixel_auc", "val_image_auc", "samples_per_second", "seconds"]
 
 
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     epochs_done: int
+    epochs_planned: int
     best_val_f1: float | None
     skipped_images: dict[str, str]
 
@@ -67,19 +72,41 @@ def _worker_init(_: int) -> None:
 
 def validate(model: Student, dataset: Dataset) -> EvaluationReport:
     """The `bpiml evaluate` numbers of the model on a validation dataset."""
-    from ..deployment.predictor import Predictor
+    runner = torch_runner(model)
+    return evaluate_predictor(dataset, lambda image: predict_image(runner, model.config, image), desc="validate")[0]
 
-    return evaluate_predictor(dataset, Predictor.from_student(model).predict, desc="validate")[0]
+
+def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervision) -> float | None:
+    """Mean pixel F1 (threshold 0.5) of the model against the training targets of ``items``,
+    seen without augmentation: how well the student fits what it is taught."""
+    runner = torch_runner(model)
+    scores = []
+    for item in items:
+        image = read_image(item.sample.image)
+        target = load_target(item, supervision, image.shape[:2]) > 0.5
+        prob = predict_image(runner, model.config, image).probability
+        scores.append(M.f1(M.confusion(prob, target)))
+    return float(np.mean(scores)) if scores else None
+
+
+# Settings of one invocation, not of the run: changing them between a stop and a resume is allowed.
+INVOCATION_SETTINGS = {"max_minutes", "workers", "threads"}
 
 
 def _check_run_folder(run_dir: Path, config: TrainConfig) -> None:
     saved = run_dir / "config.json"
+    wanted = config.to_dict()
     if saved.is_file():
-        if read_json(saved) != config.to_dict():
+        existing = read_json(saved)
+
+        def run_part(settings: dict) -> dict:
+            optim = {k: v for k, v in settings.get("optim", {}).items() if k not in INVOCATION_SETTINGS}
+            return {**settings, "optim": optim}
+
+        if run_part(existing) != run_part(wanted):
             raise ConfigError(f"{run_dir} holds a run with another configuration (see {saved}); "
                               "use a new --out folder to start a different run")
-    else:
-        write_json_atomic(saved, config.to_dict())
+    write_json_atomic(saved, wanted)
 
 
 def _readable_items(items):
@@ -144,22 +171,28 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
         write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
                                                   "kept_random": report.kept_random})
 
-    dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed)
+    native = config.student.resolution is Resolution.NATIVE
+    dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed,
+                          native)
+    fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
-    steps_per_epoch = math.ceil(len(dataset) / optim.batch_size)
+    per_epoch = optim.samples_per_epoch or len(dataset)
+    steps_per_epoch = math.ceil(per_epoch / optim.batch_size)
     total_steps = optim.epochs * steps_per_epoch
     warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
     rows = read_metrics(run_dir / "metrics.csv", start_epoch)
-
+    sampler = EpochSampler(len(dataset), per_epoch, optim.seed)
+    # Spawned, not forked, workers: a fork inherits OpenCV's / OpenMP's thread pools mid-state and can hang
+    # (seen here after GrabCut ran in the parent). Persistent, so they start once per run, not per epoch.
+    loader = DataLoader(dataset, batch_size=optim.batch_size, sampler=sampler, num_workers=optim.workers,
+                        worker_init_fn=_worker_init, persistent_workers=optim.workers > 0,
+                        multiprocessing_context="spawn" if optim.workers > 0 else None)
+    invocation_started = time.perf_counter()
+    epochs_done = start_epoch
     for epoch in range(start_epoch, optim.epochs):
         started = time.perf_counter()
         torch.manual_seed(optim.seed + epoch)
-        dataset.epoch = epoch
-        # Spawned, not forked, workers: a fork inherits OpenCV's / OpenMP's thread pools mid-state
-        # and can hang (seen here after GrabCut ran in the parent).
-        loader = DataLoader(dataset, batch_size=optim.batch_size, shuffle=True, num_workers=optim.workers,
-                            worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(optim.seed + epoch),
-                            multiprocessing_context="spawn" if optim.workers > 0 else None)
+        sampler.epoch = epoch
         model.train()
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{optim.epochs}", unit="batch", file=sys.stderr, disable=None,
@@ -176,13 +209,17 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
             for key, value in {"train_loss": float(loss.detach()), **terms}.items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")
+        train_seconds = time.perf_counter() - started
         row = {k: round(v / max(1, len(loader)), 6) for k, v in sums.items()}
         report = validate(model, val) if val is not None else None
         f1 = report.pixel_f1 if report is not None else None
         improved = best_f1 is None or (f1 is not None and f1 > best_f1) or report is None
         if improved:
             best_f1 = f1
-        row.update(epoch=epoch, lr=optimizer.param_groups[1]["lr"], seconds=round(time.perf_counter() - started, 1),
+        row.update(epoch=epoch, samples_seen=(epoch + 1) * per_epoch, lr=optimizer.param_groups[1]["lr"],
+                   fit_pixel_f1=fit_to_targets(model, fit_items, config.data.supervision),
+                   samples_per_second=round(per_epoch / train_seconds, 2),
+                   seconds=round(time.perf_counter() - started, 1),
                    val_pixel_f1=f1, val_pixel_iou=report.pixel_iou if report else None,
                    val_pixel_auc=report.pixel_auc if report else None,
                    val_image_auc=report.image_auc if report else None)
@@ -192,15 +229,27 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
             save_checkpoint(run_dir / "best", model, state)
         save_checkpoint(last, model, state, optimizer)
         _write_metrics(run_dir / "metrics.csv", rows)
-        log.info("epoch %d: loss %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
-                    "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
+        epochs_done = epoch + 1
+        log.info("epoch %d: loss %.4f, fit F1 %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
+                 row["fit_pixel_f1"] or 0.0, "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
+        elapsed = (time.perf_counter() - invocation_started) / 60
+        if optim.max_minutes is not None and epochs_done < optim.epochs and \
+                elapsed + row["seconds"] / 60 > optim.max_minutes:
+            log.warning("stopping after epoch %d of %d: the next epoch would pass max_minutes=%s (%.1f min so far); "
+                        "run the same command to continue", epochs_done, optim.epochs, optim.max_minutes, elapsed)
+            break
     write_json_atomic(run_dir / "skipped_images.json", skipped)
-    return TrainResult(run_dir, optim.epochs, best_f1, skipped)
+    return TrainResult(run_dir, epochs_done, optim.epochs, best_f1, skipped)
 
 
 def run_summary(result: TrainResult) -> str:
     best = "n/a" if result.best_val_f1 is None else f"{result.best_val_f1:.4f}"
-    text = f"trained {result.epochs_done} epochs; best validation pixel F1 {best}; model in {result.run_dir / 'best'}"
+    if result.epochs_done == 0:
+        return f"no epoch trained (optim.epochs={result.epochs_planned}); no model was written"
+    text = (f"trained {result.epochs_done} of {result.epochs_planned} epochs; best validation pixel F1 {best}; "
+            f"model in {result.run_dir / 'best'}")
+    if result.epochs_done < result.epochs_planned:
+        text += "\nstopped at the time limit: run the same command to continue"
     if result.skipped_images:
         text += f"\n{len(result.skipped_images)} unreadable training image(s) left out: " + json.dumps(
             result.skipped_images, indent=1)

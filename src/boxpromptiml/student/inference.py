@@ -1,0 +1,127 @@
+"""From an RGB image of any size to a probability map of that size, given a batch runner.
+
+Shared by validation during training and by the deployment predictor, so both see an image
+the same way. Two ways to fit an image to the network (``Resolution`` in the student config):
+- ``resize``: squeeze the whole image to ``input_size`` x ``input_size`` and stretch the map back
+  (cheap, but resampling erases the pixel-level traces manipulations leave);
+- ``native``: run the fully convolutional student on the image's own pixels, zero-padded to a
+  multiple of 32; images whose longer side exceeds ``max_side`` are cut into overlapping tiles
+  whose maps are blended with a window that fades towards the tile edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .inputs import image_to_input
+
+if TYPE_CHECKING:
+    from .model import Student, StudentConfig
+
+# images (B x 3 x H x W in [0, 1]) -> (probabilities B x 1 x H x W, image scores (B,) or None)
+BatchRunner = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+STRIDE = 32  # the encoders' coarsest stride: native inputs are padded to a multiple of it
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probability: np.ndarray  # float32 H x W in [0, 1], at the image's own size
+    score: float | None  # image-level tampering score in [0, 1] (None: the caller derives it from the map)
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int = STRIDE) -> np.ndarray:
+    """Zero-pad an H x W (x C) array at the bottom and right to multiples of ``multiple``."""
+    height, width = image.shape[:2]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not pad_h and not pad_w:
+        return image
+    padding = ((0, pad_h), (0, pad_w)) + ((0, 0),) * (image.ndim - 2)
+    return np.pad(image, padding)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB uint8 H x W x 3 -> 3 x H x W float in [0, 1], no resampling."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``."""
+    if length <= tile:
+        return [0]
+    step = max(STRIDE, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _window(height: int, width: int) -> np.ndarray:
+    """Blending weights: 1 in the middle, falling linearly to a small value at the tile edges."""
+
+    def ramp(n: int) -> np.ndarray:
+        position = (np.arange(n) + 0.5) / n
+        return np.clip(np.minimum(position, 1 - position) * 4, 0.05, 1.0)
+
+    return np.outer(ramp(height), ramp(width)).astype(np.float32)
+
+
+def predict_resized(run: BatchRunner, image: np.ndarray, size: int) -> tuple[np.ndarray, float | None]:
+    """Probability map at the image's size by squeezing it to ``size`` x ``size``."""
+    import cv2
+
+    height, width = image.shape[:2]
+    prob, score = run(image_to_input(image, size)[None])
+    full = cv2.resize(prob[0, 0].numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
+    return full, (float(score[0]) if score is not None else None)
+
+
+def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: int = 64
+                   ) -> tuple[np.ndarray, float | None]:
+    """Probability map on the image's own pixel grid (tiled when larger than ``max_side``)."""
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        padded = pad_to_multiple(image)
+        prob, score = run(to_tensor(padded)[None])
+        return prob[0, 0, :height, :width].numpy(), (float(score[0]) if score is not None else None)
+    tile = max_side - max_side % STRIDE
+    total = np.zeros((height, width), np.float32)
+    weight = np.zeros((height, width), np.float32)
+    scores = []
+    for y in tile_starts(height, tile, overlap):
+        for x in tile_starts(width, tile, overlap):
+            crop = image[y:y + tile, x:x + tile]
+            part, score = predict_native(run, crop, max_side)
+            win = _window(*part.shape)
+            total[y:y + part.shape[0], x:x + part.shape[1]] += part * win
+            weight[y:y + part.shape[0], x:x + part.shape[1]] += win
+            if score is not None:
+                scores.append(score)
+    return total / np.maximum(weight, 1e-6), (max(scores) if scores else None)
+
+
+def torch_runner(model: Student) -> BatchRunner:
+    """A batch runner for a PyTorch student (eval mode, no autograd)."""
+    model.eval()
+
+    @torch.inference_mode()
+    def run(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if model.score_head is not None:
+            logits, score_logits = model.forward_with_score(images)
+            return torch.sigmoid(logits), torch.sigmoid(score_logits)
+        return torch.sigmoid(model(images)), None
+
+    return run
+
+
+def predict_image(run: BatchRunner, config: StudentConfig, image: np.ndarray) -> Prediction:
+    """Probability map at the image's size, and the model's own image score (None without a score head)."""
+    from .model import Resolution
+
+    if config.resolution is Resolution.NATIVE:
+        prob, score = predict_native(run, image, config.max_side)
+    else:
+        prob, score = predict_resized(run, image, config.input_size)
+    return Prediction(np.clip(prob, 0.0, 1.0).astype(np.float32), score)

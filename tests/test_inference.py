@@ -1,0 +1,108 @@
+"""Native-resolution prediction: padding, tiling and shapes; residual filters; the ONNX round trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from boxpromptiml.student.inference import (
+    Prediction,
+    pad_to_multiple,
+    predict_image,
+    predict_native,
+    tile_starts,
+    torch_runner,
+)
+from boxpromptiml.student.model import StudentConfig, build_student
+from boxpromptiml.student.residual import BayarConv, SRMFilter, srm_kernels
+
+
+def _echo_runner(calls):
+    """A fake network whose 'probability' is the red channel, so the output can be checked exactly."""
+
+    def run(images):
+        calls.append(tuple(images.shape))
+        assert images.shape[-1] % 32 == 0 and images.shape[-2] % 32 == 0
+        return images[:, :1].clone(), None
+
+    return run
+
+
+def test_pad_to_multiple():
+    assert pad_to_multiple(np.ones((33, 64, 3))).shape == (64, 64, 3)
+    assert pad_to_multiple(np.ones((64, 64))).shape == (64, 64)
+
+
+@pytest.mark.parametrize("shape", [(100, 150), (256, 384), (333, 517)])
+def test_native_prediction_keeps_the_pixels(shape):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    calls = []
+    prob, score = predict_native(_echo_runner(calls), image, max_side=1024)
+    assert prob.shape == shape and score is None and len(calls) == 1
+    np.testing.assert_allclose(prob, image[..., 0] / 255.0, atol=1e-6)
+
+
+def test_tiles_cover_large_images_and_blend_back_exactly():
+    image = np.random.default_rng(1).integers(0, 256, (300, 700, 3), dtype=np.uint8)
+    calls = []
+    prob, _ = predict_native(_echo_runner(calls), image, max_side=128, overlap=32)
+    assert prob.shape == (300, 700) and len(calls) > 4
+    assert max(max(c[-2:]) for c in calls) <= 128
+    np.testing.assert_allclose(prob, image[..., 0] / 255.0, atol=1e-5)  # a per-pixel weighted mean of equal values
+    starts = tile_starts(700, 128, 32)
+    assert starts[0] == 0 and starts[-1] == 700 - 128
+    assert all(b - a <= 96 for a, b in zip(starts, starts[1:], strict=False))
+
+
+@pytest.mark.parametrize("resolution", ["resize", "native"])
+def test_student_prediction_shapes(resolution):
+    model = build_student(StudentConfig(input_size=64, resolution=resolution, max_side=128, encoder_init="random"))
+    image = np.random.default_rng(2).integers(0, 256, (90, 200, 3), dtype=np.uint8)
+    prediction = predict_image(torch_runner(model), model.config, image)
+    assert isinstance(prediction, Prediction) and prediction.probability.shape == (90, 200)
+    assert prediction.probability.dtype == np.float32 and 0 <= prediction.probability.min() <= 1
+
+
+def test_srm_kernels_remove_smooth_content():
+    kernels = srm_kernels()
+    assert kernels.shape == (3, 1, 5, 5)
+    torch.testing.assert_close(kernels.sum(dim=(1, 2, 3)), torch.zeros(3))  # flat areas give zero residual
+    ramp = torch.linspace(0, 255, 32).repeat(1, 3, 32, 1)
+    residual = SRMFilter()(ramp)[..., 4:-4, 4:-4]
+    assert residual.abs().max() < 1e-4  # linear gradients vanish too (second-order kernels)
+    noisy = ramp + torch.randn_like(ramp) * 5
+    assert SRMFilter()(noisy).abs().mean() > 0.1
+
+
+def test_bayar_constraint_holds_after_any_update():
+    conv = BayarConv()
+    with torch.no_grad():
+        conv.weight.add_(torch.randn_like(conv.weight))
+    weight = conv.constrained_weight()
+    centre = weight[..., 2, 2]
+    torch.testing.assert_close(centre, -torch.ones_like(centre))
+    torch.testing.assert_close(weight.sum(dim=(2, 3)), torch.zeros(3, 3), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("residual", ["srm", "bayar"])
+def test_residual_branch_stays_light(residual):
+    plain = build_student(StudentConfig(encoder_init="random"))
+    model = build_student(StudentConfig(encoder_init="random", residual=residual))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 0 < count(model) - count(plain) < 100_000
+    assert model(torch.rand(1, 3, 64, 96)).shape == (1, 1, 64, 96)
+
+
+def test_native_onnx_export_takes_any_multiple_of_32(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from boxpromptiml.deployment.export import export_onnx
+    from boxpromptiml.deployment.predictor import Predictor
+
+    model = build_student(StudentConfig(input_size=64, resolution="native", residual="srm", encoder_init="random"))
+    error = export_onnx(model, tmp_path / "m.onnx")
+    assert error is not None and error < 1e-4
+    predictor = Predictor.from_onnx(tmp_path / "m.onnx")
+    assert predictor.config == model.config
+    image = np.random.default_rng(3).integers(0, 256, (70, 130, 3), dtype=np.uint8)
+    got = predictor.predict(image).probability
+    expected = Predictor.from_student(model).predict(image).probability
+    np.testing.assert_allclose(got, expected, atol=1e-4)
