@@ -1,4 +1,4 @@
-"""`bpiml predict`, `bpiml export` and `bpiml bench`: using a trained student."""
+"""`bpiml predict`, `bpiml calibrate`, `bpiml export` and `bpiml bench`: using a trained student."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 
 import torch
 
+from ..data.readers import load_datasets
+from ..deployment.calibrate import calibrate_model
 from ..deployment.complexity import format_complexity, measure
 from ..deployment.export import export_onnx
 from ..deployment.predict_files import predict_files
@@ -31,7 +33,9 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="tampering probability maps for images (files, folders, globs)",
                        description="Writes OUT/<stem>.png (8-bit probability, what bpiml evaluate reads) and "
-                                   "OUT/scores.json; images of any size are resized to the model and back.")
+                                   "OUT/scores.json (and OUT/verdicts.json when the model has a calibrated threshold); "
+                                   "images are fitted to the model as its config says (native resolution or "
+                                   "resized) and maps come back at each image's size.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     add_model_option(p)
@@ -39,6 +43,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlays", action="store_true", help="also write overlay pictures to OUT/overlays/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
     p.set_defaults(run=run_predict)
+
+    p = sub.add_parser("calibrate", help="set a model's image-level threshold to a stated false-alarm rate",
+                       description="Runs the model on a validation dataset (with authentic images; never a test "
+                                   "set), picks the image-score threshold that flags at most the given share of its "
+                                   "authentic images, and saves it as decision.json with the model. bpiml predict "
+                                   "then gives each image a verdict.")
+    p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
+    p.add_argument("--dataset", "-d", action="append", required=True, metavar="D",
+                   help="validation dataset(s); repeat to add the authentic list")
+    p.add_argument("--false-alarm-rate", type=float, default=0.05,
+                   help="share of authentic images allowed above the threshold (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+    p.set_defaults(run=run_calibrate)
 
     p = sub.add_parser("export", help="export a student to ONNX (dynamic batch), checked against PyTorch",
                        description="The graph takes B x 3 x S x S RGB in [0, 1] and returns probabilities.")
@@ -63,7 +80,25 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model, args.backend)
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold)
     print(f"predicted {len(result.results)} image(s) into {args.out}")
+    if predictor.decision is not None:
+        flagged = sorted(name for name, p in result.results.items() if p.score > predictor.decision.threshold)
+        print(f"{len(flagged)} of {len(result.results)} image(s) called tampered ({predictor.decision.describe()}; "
+              f"verdicts in {args.out}/verdicts.json)" + (f": {', '.join(flagged[:10])}" if flagged else "")
+              + (" ..." if len(flagged) > 10 else ""))
+    else:
+        print("this model has no calibrated image-level threshold (bpiml calibrate): scores.json holds raw scores")
     return report_failures(result, "predict")
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    model_dir = args.model or shipped_model_dir()
+    predictor = load_predictor(model_dir)
+    decision = calibrate_model(predictor, model_dir, load_datasets(args.dataset), args.false_alarm_rate)
+    detection = "n/a" if decision.detection_rate is None else f"{decision.detection_rate:.1%}"
+    print(f"threshold {decision.threshold:.4f}: {decision.false_alarm_rate:.1%} of {decision.n_authentic} authentic "
+          f"images flagged, {detection} of {decision.n_tampered} tampered; saved with the model in {model_dir}")
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         torch.set_num_threads(max(1, args.threads))
         predictor = load_predictor(args.model, args.backend)
-        report, run_ = evaluate_predictor(dataset, predictor.predict, args.threshold, args.resize_masks)
+        decision = predictor.decision
+        report, run_ = evaluate_predictor(dataset, predictor.predict, args.threshold, args.resize_masks,
+                                          image_threshold=decision.threshold if decision else None)
+        if decision is not None:
+            print(f"image verdicts at the model's calibrated threshold: {decision.describe()}")
     print(report.format_table())
     if args.json:
         write_json_atomic(args.json, report.to_dict(per_image=args.per_image))

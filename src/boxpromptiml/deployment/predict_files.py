@@ -1,6 +1,8 @@
 """`bpiml predict`: probability maps (the format `bpiml evaluate` reads) for files, folders, globs.
 
-Writes ``OUT/<stem>.png`` (8-bit probability), ``OUT/scores.json`` (image-level scores), and
+Writes ``OUT/<stem>.png`` (8-bit probability), ``OUT/scores.json`` (image-level scores),
+``OUT/verdicts.json`` (score, verdict and the threshold it used, when the model has a
+calibrated image-level threshold: see `bpiml calibrate`), and
 optionally ``OUT/masks/<stem>.png`` (binary at the threshold) and ``OUT/overlays/<stem>.jpg``
 (the image with the map in red). Unreadable images are reported and skipped.
 """
@@ -19,6 +21,8 @@ from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_bytes_atomic, write_json_atomic
 from ..runner import SampleRun, run_per_sample
 from .predictor import Prediction, Predictor
+
+VERDICTS_FILE = "verdicts.json"
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -83,4 +87,12 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
     scores.update({name: round(p.score, 6) for name, p in run.results.items()})
     write_json_atomic(scores_path, scores)
+    if predictor.decision is not None:
+        verdicts_path = out / VERDICTS_FILE
+        verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.is_file() else {"images": {}}
+        threshold = predictor.decision.threshold
+        verdicts["decision"] = predictor.decision.to_dict()
+        verdicts["images"].update({name: {"score": round(p.score, 6), "tampered": p.score > threshold}
+                                   for name, p in run.results.items()})
+        write_json_atomic(verdicts_path, verdicts)
     return run

@@ -17,6 +17,7 @@ import torch
 
 from ..data.images import PathLike
 from ..errors import ConfigError
+from ..evaluation.calibration import ImageDecision
 from ..evaluation.metrics import image_score_from_map
 from ..student.inference import BatchRunner, Prediction, predict_image, torch_runner
 from ..student.model import Student, StudentConfig
@@ -25,10 +26,12 @@ from ..student.model import Student, StudentConfig
 class Predictor:
     """Wraps (never subclasses) a model for inference."""
 
-    def __init__(self, runner: BatchRunner, config: StudentConfig, description: str = "") -> None:
+    def __init__(self, runner: BatchRunner, config: StudentConfig, description: str = "",
+                 decision: ImageDecision | None = None) -> None:
         self.predict_batch = runner
         self.config = config
         self.description = description
+        self.decision = decision  # calibrated image-level threshold (bpiml calibrate), if the model has one
 
     @classmethod
     def from_student(cls, model: Student, description: str = "") -> Predictor:
@@ -65,10 +68,17 @@ def load_predictor(model: PathLike | None, backend: str = "torch") -> Predictor:
         onnx_file = path if path.suffix == ".onnx" else next(iter(sorted(path.glob("*.onnx"))), None)
         if onnx_file is None or not onnx_file.is_file():
             raise ConfigError(f"no .onnx file at {path}; make one with bpiml export")
-        return Predictor.from_onnx(onnx_file)
+        from .calibrate import load_decision
+
+        predictor = Predictor.from_onnx(onnx_file)
+        predictor.decision = load_decision(onnx_file.parent)
+        return predictor
     if backend != "torch":
         raise ConfigError(f"unknown backend {backend!r}; known: torch, onnx")
     from ..training.checkpoint import load_student
+    from .calibrate import load_decision
 
     student, _ = load_student(path)
-    return Predictor.from_student(student, f"torch:{path}")
+    predictor = Predictor.from_student(student, f"torch:{path}")
+    predictor.decision = load_decision(path)
+    return predictor

@@ -22,6 +22,7 @@ from ..data.samples import Dataset, Label, Sample
 from ..errors import DataError
 from ..runner import SampleRun, run_per_sample
 from . import metrics as M
+from .calibration import rate_above
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class EvaluationReport:
     n_tampered: int
     n_authentic: int
     threshold: float
+    image_threshold: float = M.DEFAULT_THRESHOLD  # image score above which an image is called tampered
+    image_false_alarm_rate: float | None = None  # authentic images called tampered at image_threshold
+    image_detection_rate: float | None = None  # tampered images called tampered at image_threshold
     per_image: list[ImageRecord] = field(default_factory=list, repr=False)
 
     def to_dict(self, per_image: bool = False) -> dict:
@@ -84,6 +88,8 @@ class EvaluationReport:
             ("pixel F1 at best per-image threshold (optimistic)", self.pixel_f1_best),
             ("image AUC (tampered vs authentic)", self.image_auc),
             ("image balanced accuracy", self.image_bacc),
+            (f"false alarms on authentic images (score > {self.image_threshold:.3f})", self.image_false_alarm_rate),
+            (f"tampered images detected (score > {self.image_threshold:.3f})", self.image_detection_rate),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
@@ -96,8 +102,9 @@ class EvaluationReport:
 class Evaluator:
     """Accumulates per-image records; ``report()`` reduces them."""
 
-    def __init__(self, threshold: float = M.DEFAULT_THRESHOLD) -> None:
+    def __init__(self, threshold: float = M.DEFAULT_THRESHOLD, image_threshold: float | None = None) -> None:
         self.threshold = threshold
+        self.image_threshold = threshold if image_threshold is None else image_threshold
         self.records: list[ImageRecord] = []
 
     def add(self, name: str, label: Label, prob: np.ndarray, mask: np.ndarray | None = None,
@@ -130,10 +137,13 @@ class Evaluator:
             pixel_f1_pooled=M.reduce(counts, M.f1, M.Reduction.POOLED),
             pixel_iou_pooled=M.reduce(counts, M.iou, M.Reduction.POOLED),
             image_auc=M.binary_auc(scores, labels) if len(labels) else None,
-            image_bacc=M.balanced_accuracy(scores > self.threshold, labels) if len(labels) else None,
+            image_bacc=M.balanced_accuracy(scores > self.image_threshold, labels) if len(labels) else None,
             n_tampered=len(tampered),
             n_authentic=len(self.records) - len(tampered),
             threshold=self.threshold,
+            image_threshold=self.image_threshold,
+            image_false_alarm_rate=rate_above(scores[~labels], self.image_threshold),
+            image_detection_rate=rate_above(scores[labels], self.image_threshold),
             per_image=list(self.records),
         )
 
@@ -173,10 +183,10 @@ def read_scores(pred_dir: Path) -> dict[str, float]:
 
 def evaluate_predictor(
     dataset: Dataset, predict: Callable[[np.ndarray], Any], threshold: float = M.DEFAULT_THRESHOLD,
-    resize_masks: bool = False, desc: str = "evaluate",
+    resize_masks: bool = False, desc: str = "evaluate", image_threshold: float | None = None,
 ) -> tuple[EvaluationReport, SampleRun[ImageRecord]]:
     """Run ``predict(image) -> object with .probability (H x W) and .score`` on every image and evaluate."""
-    evaluator = Evaluator(threshold)
+    evaluator = Evaluator(threshold, image_threshold)
 
     def step(sample: Sample) -> ImageRecord:
         mask = load_ground_truth(sample, resize_masks)

@@ -56,11 +56,17 @@ def read_json(path: Path) -> Any:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
-def load_student(folder: PathLike) -> tuple[Student, dict[str, Any]]:
-    """Rebuild a student from a checkpoint folder (or a run folder: its ``best`` checkpoint)."""
+def checkpoint_folder(folder: PathLike) -> Path:
+    """The checkpoint a folder names: itself, or a run folder's ``best`` checkpoint."""
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file() and (folder / "best" / WEIGHTS).is_file():
-        folder = folder / "best"
+        return folder / "best"
+    return folder
+
+
+def load_student(folder: PathLike) -> tuple[Student, dict[str, Any]]:
+    """Rebuild a student from a checkpoint folder (or a run folder: its ``best`` checkpoint)."""
+    folder = checkpoint_folder(folder)
     for name in (WEIGHTS, STUDENT_CONFIG):
         if not (folder / name).is_file():
             raise ConfigError(f"{folder} is not a student checkpoint: {name} is missing")

@@ -1,0 +1,106 @@
+"""Stage ``report``: the v2 table, training curves (fit next to validation) and what moved F1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..common import REPO, markdown_table
+from .layout import PAPER_F1, TEST_SETS
+from .runs import RUNS
+
+CURVES = REPO / "docs" / "figures" / "protocol_v2_curves.png"
+# (row, reference row, lever): each difference of mean test F1 the report states in words
+LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
+          ("box", "method", "filled boxes instead of the teacher"),
+          ("grabcut", "method", "GrabCut instead of the SAM teacher"),
+          ("mgfm-off", "method", "plain FPN instead of MGFM"),
+          ("memory-off", "method", "removing the memory bank"), ("gates-off", "method", "removing the gates"),
+          ("tinyvit", "method", "TinyViT-5M instead of EfficientNet-Lite0"),
+          ("resize", "method", "squeezing images to 256 px instead of native crops")]
+
+
+def plot_curves(runs: dict[str, dict], out: Path) -> list[str]:
+    """Per run: pixel F1 on the training targets (dashed) and on validation (solid) against samples seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(11, 3.8))
+    shown = [name for name, summary in runs.items() if summary.get("metrics")]
+    for index, name in enumerate(shown):
+        rows, colour = runs[name]["metrics"], f"C{index}"
+        seen = [r["samples_seen"] / 1000 for r in rows]
+        ax_loss.plot(seen, [r["train_loss"] for r in rows], color=colour, label=name)
+        ax_f1.plot(seen, [np.nan if r["val_pixel_f1"] is None else r["val_pixel_f1"] for r in rows], color=colour,
+                   marker="o", markersize=3, label=f"{name} validation")
+        ax_f1.plot(seen, [np.nan if r["fit_pixel_f1"] is None else r["fit_pixel_f1"] for r in rows], color=colour,
+                   linestyle="--", label=f"{name} training fit")
+    ax_loss.set(xlabel="samples seen (thousands)", ylabel="training loss", title="training loss (BCE + 0.5 Dice)")
+    ax_f1.set(xlabel="samples seen (thousands)", ylabel="pixel F1",
+              title="fit to training targets (dashed), validation (solid)")
+    ax_f1.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return shown
+
+
+def mean_f1(summary: dict) -> float:
+    return float(np.mean([summary["test_scores"][t]["pixel_f1"] for t in TEST_SETS]))
+
+
+def interpret(runs: dict[str, dict]) -> list[str]:
+    """The levers, and the paper's claims, in words computed from the numbers."""
+    means = {name: mean_f1(s) for name, s in runs.items()}
+    out = []
+    if "method" in means and means.get("full"):
+        ratio = means["method"] / means["full"]
+        out.append(f"- Box supervision through the teacher reaches {ratio:.2f}x full supervision in mean pixel F1 "
+                   f"(target >= 0.9: {'met' if ratio >= 0.9 else 'not met'}).")
+    for row, reference, lever in LEVERS:
+        if row in means and reference in means:
+            diff = means[row] - means[reference]
+            val = [runs[n].get("best_val_f1") for n in (row, reference)]
+            val_text = f", validation F1 {val[0] - val[1]:+.3f}" if None not in val else ""
+            out.append(f"- {lever}: {diff:+.3f} mean test F1{val_text} (one run each).")
+    return out
+
+
+def render(record: dict, curves: list[str]) -> str:
+    quality, runs = record["pseudo_quality"], record["runs"]
+    lines = ["## Reference protocol v2: in-domain box training (CASIA v1 train + COVERAGE train)", "",
+             "Measured with `python -m benchmarks.protocol` (config `benchmarks/configs/v2_base.yaml` plus each "
+             "row's change). Training: `casia1_train` minus a source-disjoint validation part (`bpiml split`, 15%, "
+             "seed 0: 409 tampered + 250 authentic for training, 70 + 51 for validation), boxes simulated from the "
+             "masks (10% margin, 5% jitter), targets from the row's teacher; COVERAGE train (70, simulated boxes) "
+             "and its 70 authentic originals. Student: EfficientNet-Lite0 + MGFM on 256 px crops at native "
+             "resolution, predicting whole images; 20 epochs of 1,000 samples (20,000 samples), batch 8, AdamW + "
+             "one cosine schedule. Checkpoint: best validation pixel F1. Test sets, never used to choose anything: "
+             "`casia1_dev` (203 tampered + 165 authentic) and COVERAGE test (30 + originals 71-100). Pixel F1 / IoU "
+             "at 0.5, mean over tampered images; image AUC from the map's maximum.", ""]
+    if quality:
+        lines += ["Pseudo-mask quality on the training images (against their exact masks):", "",
+                  markdown_table(["teacher", "training source", "F1", "IoU", "images"],
+                                 [[*key.split("|"), q["f1"], q["iou"], q["n"]] for key, q in quality.items()]), ""]
+    headers = ["run", "what", "train min", "val F1"] + [f"{t} {m}" for t in TEST_SETS
+                                                        for m in ("F1", "IoU", "iAUC")] + ["mean F1"]
+    rows = [["paper (box-supervised)", "Guo et al. 2026, TinyViT + MGFM, CASIA v2 training", None, None]
+            + [v for t in TEST_SETS for v in (PAPER_F1[t], None, None)] + [float(np.mean(list(PAPER_F1.values())))]]
+    for name, summary in runs.items():
+        scores = summary["test_scores"]
+        rows.append([f"`{name}`", RUNS[name].what, summary.get("train_minutes"), summary.get("best_val_f1")]
+                    + [scores[t].get(k) for t in TEST_SETS for k in ("pixel_f1", "pixel_iou", "image_auc")]
+                    + [mean_f1(summary)])
+    threads = {n: (s.get("config") or {}).get("optim", {}).get("threads") for n, s in runs.items()}
+    lines += [markdown_table(headers, rows), "", *interpret(runs), "",
+              "Each row: `python -m benchmarks.protocol --stages train eval --runs NAME`; its config, per-epoch "
+              "metrics and scores are kept in `docs/protocol_v2_runs.json` (run folders under `runs/v2/` are not "
+              "committed). train min = wall time of all epochs; threads per run: "
+              + ", ".join(f"`{n}` {t}" for n, t in threads.items()) + " (two 1-thread runs shared the 2 cores).", "",
+              f"Training curves ({', '.join(curves)}): the fit to the training targets next to validation.", "",
+              f"![training curves](figures/{CURVES.name})", ""]
+    return "\n".join(lines)

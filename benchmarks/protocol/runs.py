@@ -1,0 +1,50 @@
+"""The rows of the protocol: one run each, all from the same base config and sample budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from boxpromptiml.training.config import TrainConfig, load_config
+
+from ..common import REPO
+from .layout import BASE_CONFIG, Layout
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    what: str
+    supervision: str = "pseudo"  # pseudo | full | box
+    teacher: str = "litemedsam"
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def from_boxes_only(self) -> bool:
+        """Trained without any pixel mask (may be shipped)."""
+        return self.supervision != "full"
+
+
+RUNS = {
+    "method": RunSpec("box supervision through the default SAM teacher (the method)"),
+    "method-srm": RunSpec("the method + SRM noise-residual branch", overrides=("student.residual=srm",)),
+    "full": RunSpec("full supervision, ground-truth masks (upper bound)", supervision="full"),
+    "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
+    "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
+    "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),
+    "memory-off": RunSpec("MGFM without the memory bank", overrides=("student.use_memory=false",)),
+    "gates-off": RunSpec("MGFM without the gates", overrides=("student.use_gates=false",)),
+    "tinyvit": RunSpec("TinyViT-5M encoder (the paper's student)", overrides=("student.encoder=tinyvit5m",)),
+    "resize": RunSpec("images squeezed to 256 px instead of native crops", overrides=("student.resolution=resize",)),
+}
+
+
+def run_config(name: str, layout: Layout, threads: int, workers: int) -> TrainConfig:
+    """The base config with the run's changes; pseudo-mask folders follow the run's teacher."""
+    spec = RUNS[name]
+    config = load_config(BASE_CONFIG, [*spec.overrides, f"data.supervision={spec.supervision}",
+                                       f"optim.threads={threads}", f"optim.workers={workers}"])
+    # the base config's paths are relative to the repository root, like the layout's folders
+    default_dir = layout.pseudo("litemedsam", "x").parent.relative_to(REPO).as_posix()
+    teacher_dir = layout.pseudo(spec.teacher, "x").parent.relative_to(REPO).as_posix()
+    sources = tuple(replace(s, pseudo_labels=s.pseudo_labels.replace(default_dir + "/", teacher_dir + "/", 1))
+                    if s.pseudo_labels else s for s in config.data.train)
+    return replace(config, data=replace(config.data, train=sources))

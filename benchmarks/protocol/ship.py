@@ -1,0 +1,91 @@
+"""Stage ``ship``: the run trained from boxes only with the best validation F1 becomes the shipped model.
+
+The candidate must also beat the model shipped now, scored on the same validation set, so a
+model chosen under an earlier protocol is replaced only by a better one. Before shipping, the
+image-level threshold is calibrated on the validation images (5% false alarms). Test sets
+choose nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from boxpromptiml.data import load_dataset
+from boxpromptiml.deployment.calibrate import calibrate_model
+from boxpromptiml.deployment.predictor import load_predictor
+from boxpromptiml.deployment.shipped import ship_model, shipped_model_path
+from boxpromptiml.evaluation import evaluate_predictor
+from boxpromptiml.fileio import write_json_atomic
+
+from ..common import REPO, markdown_table, update_results_section
+from .layout import TEST_SETS, Layout
+from .runs import RUNS
+from .train_eval import TEST_SCORES, finished
+
+log = logging.getLogger("protocol")
+SHIPPED_HISTORY = REPO / "docs" / "shipped_models.json"
+FALSE_ALARM_RATE = 0.05
+
+
+def _read_json(path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def stage_ship(layout: Layout) -> str | None:
+    candidates = {name: _read_json(layout.run(name) / "best" / "state.json").get("best_val_f1")
+                  for name, spec in RUNS.items() if spec.from_boxes_only and finished(layout, name)}
+    candidates = {name: f1 for name, f1 in candidates.items() if f1 is not None}
+    if not candidates:
+        log.warning("nothing to ship: no finished run trained from boxes only")
+        return None
+    best = max(candidates, key=candidates.get)
+    val = load_dataset(layout.split / "val.json")
+    current = None
+    if (shipped_model_path() / "model.safetensors").is_file():
+        current = evaluate_predictor(val, load_predictor(None).predict, desc="shipped model on validation")[0].pixel_f1
+        log.info("the shipped model scores validation F1 %.3f; best candidate %s %.3f", current, best,
+                 candidates[best])
+        if current >= candidates[best]:
+            return None
+    decision = calibrate_model(load_predictor(layout.run(best)), layout.run(best), val, FALSE_ALARM_RATE,
+                               source="the protocol's CASIA v1 validation split")
+    scores = _read_json(layout.run(best) / TEST_SCORES)
+    note = {
+        "summary": f"run '{best}' of the v2 protocol ({RUNS[best].what}); chosen among {sorted(candidates)} by "
+                   f"validation pixel F1 {candidates[best]:.3f} on the source-disjoint CASIA v1 validation split"
+                   + (f" (the model it replaced: {current:.3f})" if current is not None else ""),
+        "trained_on": "casia1_train minus its validation split (409 tampered + 250 authentic), COVERAGE train (70) "
+                      "and its 70 authentic originals; boxes simulated from the masks; targets: "
+                      + ("the filled boxes" if RUNS[best].supervision == "box"
+                         else f"{RUNS[best].teacher} pseudo masks"),
+        "config": _read_json(layout.run(best) / "config.json"),
+        "image_decision": decision.to_dict(),
+        "test_scores": {t: {k: v for k, v in s.items() if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc")}
+                        for t, s in scores.items()},
+        "command": "python -m benchmarks.protocol --stages ship",
+    }
+    ship_model(layout.run(best) / "best", note)
+    record_shipment(best, candidates, current, scores)
+    log.info("shipped %s", best)
+    return best
+
+
+def record_shipment(run: str, candidates: dict[str, float], replaced_val_f1: float | None, scores: dict) -> None:
+    """Append the replacement to docs/shipped_models.json and rewrite the results section from it."""
+    history = json.loads(SHIPPED_HISTORY.read_text()) if SHIPPED_HISTORY.is_file() else []
+    history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "protocol": "v2", "run": run, "what": RUNS[run].what,
+                    "val_f1": candidates[run], "candidates": candidates, "replaced_model_val_f1": replaced_val_f1,
+                    "test_f1": {t: s.get("pixel_f1") for t, s in scores.items()}})
+    write_json_atomic(SHIPPED_HISTORY, history)
+    rows = [[h["date"], h.get("protocol", "v1"), f"`{h['run']}`", h["what"], h["val_f1"]]
+            + [h["test_f1"].get(t) for t in TEST_SETS] for h in history]
+    update_results_section("shipped", "\n".join([
+        "## The shipped model and its replacements", "",
+        "Written by the protocol's ship stage: of the finished runs trained from boxes only, the one with the best "
+        "validation pixel F1 is shipped as fp16 safetensors in `src/boxpromptiml/deployment/shipped_model/`, if it "
+        "also beats the shipped model on that validation set. v1 validated on synthetic BSDS-test images, v2 on the "
+        "source-disjoint CASIA v1 validation split, so val F1 of v1 and v2 rows are not comparable. "
+        "CASIA v1 test F1 of v1 rows used the old 200-image casia1_dev. Newest last.", "",
+        markdown_table(["date", "protocol", "run", "what", "val F1"] + [f"{t} test F1" for t in TEST_SETS], rows),
+        ""]))

@@ -1,0 +1,64 @@
+"""An image-level verdict with a stated false-alarm rate.
+
+A tampering map's image score (the model's own, or the map's maximum) only becomes a decision
+with a threshold. Chosen on authentic validation images so that at most a stated share of them
+(e.g. 5%) would be flagged, the threshold tells a user what a "tampered" verdict costs in false
+alarms on photos like those. Pure functions of score arrays, plus the small record saved next
+to a model (``decision.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+DECISION_FILE = "decision.json"
+
+
+@dataclass(frozen=True)
+class ImageDecision:
+    """The calibrated image-level threshold and what it was measured to do."""
+
+    threshold: float  # an image is called tampered when its score is above this
+    target_false_alarm_rate: float
+    false_alarm_rate: float  # measured on the calibration authentic images
+    detection_rate: float | None  # share of the calibration tampered images above the threshold
+    n_authentic: int
+    n_tampered: int
+    calibrated_on: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageDecision:
+        return cls(**data)
+
+    def describe(self) -> str:
+        return (f"image score > {self.threshold:.3f}, calibrated to {self.target_false_alarm_rate:.0%} false alarms "
+                f"on {self.n_authentic} authentic images of {self.calibrated_on}")
+
+
+def threshold_for_false_alarm_rate(authentic_scores: np.ndarray, rate: float) -> float:
+    """The lowest threshold at which at most ``rate`` of the authentic scores lie strictly above it."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"false-alarm rate must be in [0, 1), got {rate}")
+    scores = np.sort(np.asarray(authentic_scores, dtype=np.float64))[::-1]
+    if scores.size == 0:
+        raise ValueError("calibration needs at least one authentic image score")
+    allowed = int(np.floor(rate * scores.size + 1e-9))  # how many authentic images may be flagged
+    return float(scores[allowed]) if allowed < scores.size else float(scores[-1])
+
+
+def rate_above(scores: np.ndarray, threshold: float) -> float | None:
+    """Share of ``scores`` strictly above ``threshold`` (None for no scores)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return float(np.mean(scores > threshold)) if scores.size else None
+
+
+def calibrate(authentic_scores: np.ndarray, tampered_scores: np.ndarray, rate: float, source: str) -> ImageDecision:
+    threshold = threshold_for_false_alarm_rate(authentic_scores, rate)
+    return ImageDecision(threshold, rate, rate_above(authentic_scores, threshold),
+                         rate_above(tampered_scores, threshold), len(authentic_scores), len(tampered_scores), source)
