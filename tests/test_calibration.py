@@ -1,0 +1,81 @@
+"""Image-level decisions: the threshold meets its false-alarm rate, travels with the model, and shows up
+in predict and evaluate."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from boxpromptiml.cli import main
+from boxpromptiml.deployment.calibrate import load_decision
+from boxpromptiml.deployment.shipped import ship_model
+from boxpromptiml.evaluation.calibration import DECISION_FILE, calibrate, rate_above, threshold_for_false_alarm_rate
+from boxpromptiml.student.model import StudentConfig, build_student
+from boxpromptiml.training.checkpoint import save_checkpoint
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.1, 0.5])
+def test_threshold_flags_at_most_the_rate(rate):
+    scores = np.random.default_rng(0).random(101)
+    threshold = threshold_for_false_alarm_rate(scores, rate)
+    assert rate_above(scores, threshold) <= rate
+    # and it is the lowest such threshold: any lower score value would flag more than the rate allows
+    lower = scores[scores < threshold]
+    if lower.size:
+        assert rate_above(scores, lower.max()) > rate
+
+
+def test_ties_never_push_past_the_rate():
+    scores = np.array([0.9] * 10 + [0.1] * 90)
+    threshold = threshold_for_false_alarm_rate(scores, 0.05)
+    assert threshold == pytest.approx(0.9) and rate_above(scores, threshold) == 0.0
+
+
+def test_calibrate_reports_what_it_measured():
+    decision = calibrate(np.array([0.1, 0.2, 0.3, 0.95]), np.array([0.5, 0.99]), 0.25, "val")
+    assert decision.threshold == pytest.approx(0.3)
+    assert decision.false_alarm_rate == pytest.approx(0.25) and decision.detection_rate == pytest.approx(1.0)
+    assert "25% false alarms on 4 authentic images of val" in decision.describe()
+    with pytest.raises(ValueError):
+        threshold_for_false_alarm_rate(np.array([]), 0.05)
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    model = build_student(StudentConfig(encoder_init="random", input_size=64, resolution="native"))
+    return save_checkpoint(tmp_path / "run" / "best", model, {"epoch": 0})
+
+
+def test_calibrate_predict_evaluate_and_ship(model_dir, toy_dataset, tmp_path, capsys):
+    run_dir = model_dir.parent
+    assert main(["calibrate", "--model", str(run_dir), "-d", str(toy_dataset.source),
+                 "--false-alarm-rate", "0.25"]) == 0
+    decision = load_decision(run_dir)
+    assert decision is not None and decision.n_authentic == len(toy_dataset.authentic)
+    assert decision.false_alarm_rate <= 0.25
+    capsys.readouterr()
+    tampered_folder = toy_dataset.root / "Tp"
+    assert main(["predict", str(tampered_folder), "--model", str(run_dir), "-o", str(tmp_path / "pred")]) == 0
+    assert "called tampered" in capsys.readouterr().out
+    verdicts = json.loads((tmp_path / "pred" / "verdicts.json").read_text())
+    assert verdicts["decision"]["threshold"] == decision.threshold
+    assert all(v["tampered"] == (v["score"] > decision.threshold) for v in verdicts["images"].values())
+    assert main(["evaluate", "-d", str(toy_dataset.source), "--model", str(run_dir),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["image_threshold"] == decision.threshold and report["image_false_alarm_rate"] <= 0.25
+    shipped = ship_model(run_dir, {"summary": "test"}, tmp_path / "shipped")
+    assert load_decision(shipped) == decision
+    (model_dir / DECISION_FILE).unlink()
+    shipped = ship_model(run_dir, {"summary": "test"}, shipped)
+    assert not (shipped / DECISION_FILE).exists(), "a replaced model's threshold must not stay behind"
+
+
+def test_model_without_decision_says_so(model_dir, toy_dataset, tmp_path, capsys):
+    assert main(["predict", str(toy_dataset.root / "Au"), "--model", str(model_dir), "-o", str(tmp_path / "p")]) == 0
+    assert "no calibrated image-level threshold" in capsys.readouterr().out
+    assert not (tmp_path / "p" / "verdicts.json").exists()
+    shutil.rmtree(tmp_path / "p")
