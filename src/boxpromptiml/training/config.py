@@ -41,6 +41,10 @@ class DataConfig:
     supervision: Supervision = Supervision.PSEUDO
     val_limit: int | None = None  # validate on the first N images only (None = all)
     fit_limit: int = 48  # training-set fit after each epoch: F1 against the targets on this many tampered images
+    # Fresh forgeries made on the fly (synthesis/online.py) from the authentic images of these datasets, as this
+    # share of every epoch's samples; their targets are the exact masks of what was changed.
+    synthetic: tuple[str, ...] = ()
+    synthetic_fraction: float = 0.0
 
 
 @dataclass(frozen=True)

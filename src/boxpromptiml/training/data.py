@@ -28,8 +28,11 @@ from ..data.samples import Sample
 from ..errors import ConfigError, DataError
 from ..student.inference import to_tensor
 from ..student.inputs import image_to_input
+from ..synthesis.online import forge_online
 from .augment import augment, native_crop
 from .config import AugmentConfig, Supervision, TrainSource
+
+SYNTHETIC = -1  # sampler index of an on-the-fly forgery
 
 
 @dataclass(frozen=True)
@@ -93,21 +96,33 @@ class TrainingSet(TorchDataset):
     """
 
     def __init__(self, items: list[TrainItem], supervision: Supervision, size: int,
-                 augment_config: AugmentConfig | None, seed: int = 0, native: bool = False) -> None:
+                 augment_config: AugmentConfig | None, seed: int = 0, native: bool = False,
+                 photos: list[Path] | None = None) -> None:
         self.items, self.supervision, self.size, self.native = items, supervision, size, native
         self.augment_config, self.seed = augment_config, seed
+        self.photos = photos or []  # hosts and donors of on-the-fly forgeries (index SYNTHETIC)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: tuple[int, int, int] | int) -> dict[str, torch.Tensor]:
-        epoch, draw, index = key if isinstance(key, tuple) else (0, key, key)
+    def _item(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """(image, target, box region, tampered) of a stored item, or of a fresh forgery."""
+        if index == SYNTHETIC:
+            host, donor = (self.photos[int(i)] for i in rng.integers(0, len(self.photos), 2))
+            forgery = forge_online(read_image(host), read_image(donor), rng)
+            mask = forgery.mask.astype(np.float32)
+            return forgery.image, mask, np.ones_like(mask), True
         item = self.items[index]
         image = read_image(item.sample.image)
         shape = image.shape[:2]
         target = load_target(item, self.supervision, shape)
         region = boxes_to_mask(item.sample.boxes, shape) if item.sample.boxes else np.ones(shape, np.float32)
+        return image, target, region, item.sample.is_tampered
+
+    def __getitem__(self, key: tuple[int, int, int] | int) -> dict[str, torch.Tensor]:
+        epoch, draw, index = key if isinstance(key, tuple) else (0, key, key)
         rng = np.random.default_rng([self.seed, epoch, draw])
+        image, target, region, tampered = self._item(index, rng)
         if self.native:
             image, target, region = native_crop([image, target, region], self.size, rng)
         if self.augment_config is not None:
@@ -117,16 +132,17 @@ class TrainingSet(TorchDataset):
         else:
             tensors = (image_to_input(image, self.size), map_to_tensor(target, self.size),
                        map_to_tensor(region, self.size))
-        return {"image": tensors[0], "target": tensors[1], "region": tensors[2],
-                "label": torch.tensor(float(item.sample.is_tampered))}
+        return {"image": tensors[0], "target": tensors[1], "region": tensors[2], "label": torch.tensor(float(tampered))}
 
 
 class EpochSampler(torch.utils.data.Sampler):
     """``samples_per_epoch`` keys ``(epoch, draw, index)`` per epoch: shuffled passes over the
-    items, as many as the budget needs (the last one partial), seeded by (seed, epoch)."""
+    items, as many as the budget needs (the last one partial), seeded by (seed, epoch). A
+    ``synthetic_fraction`` of the draws are fresh forgeries (index ``SYNTHETIC``) instead."""
 
-    def __init__(self, n_items: int, samples_per_epoch: int, seed: int) -> None:
+    def __init__(self, n_items: int, samples_per_epoch: int, seed: int, synthetic_fraction: float = 0.0) -> None:
         self.n_items, self.samples_per_epoch, self.seed, self.epoch = n_items, samples_per_epoch, seed, 0
+        self.synthetic_fraction = synthetic_fraction
 
     def __len__(self) -> int:
         return self.samples_per_epoch
@@ -135,4 +151,6 @@ class EpochSampler(torch.utils.data.Sampler):
         rng = np.random.default_rng([self.seed, self.epoch])
         passes = -(-self.samples_per_epoch // self.n_items)
         order = np.concatenate([rng.permutation(self.n_items) for _ in range(passes)])[: self.samples_per_epoch]
+        if self.synthetic_fraction > 0:
+            order = np.where(rng.random(order.size) < self.synthetic_fraction, SYNTHETIC, order)
         return iter((self.epoch, draw, int(index)) for draw, index in enumerate(order))

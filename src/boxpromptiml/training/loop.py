@@ -38,7 +38,7 @@ from ..student.inference import predict_image, torch_runner
 from ..student.model import Resolution, Student, build_student
 from ..student.pretrained import initialise_encoder
 from .checkpoint import STATE, load_optimizer_state, load_student, read_json, save_checkpoint
-from .config import Supervision, TrainConfig
+from .config import DataConfig, Supervision, TrainConfig
 from .data import EpochSampler, TrainingSet, TrainItem, collect_items, load_target
 from .losses import DistillationLoss
 
@@ -116,6 +116,21 @@ def _readable_items(items):
     return [i for i in items if i.sample.name in run.results], run.failures
 
 
+def synthetic_hosts(data: DataConfig) -> list[Path]:
+    """Authentic photos that host on-the-fly forgeries (none unless a synthetic fraction is set)."""
+    if not data.synthetic_fraction:
+        return []
+    if not data.synthetic:
+        raise ConfigError("data.synthetic_fraction needs data.synthetic: datasets whose authentic images host "
+                          "the forgeries")
+    if not 0 < data.synthetic_fraction <= 1:
+        raise ConfigError(f"data.synthetic_fraction must be in (0, 1], got {data.synthetic_fraction}")
+    photos = [s.image for s in load_datasets(list(data.synthetic)) if not s.is_tampered]
+    if not photos:
+        raise DataError(f"no authentic image in data.synthetic {list(data.synthetic)}")
+    return photos
+
+
 def _write_metrics(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRICS_FIELDS)
@@ -172,8 +187,9 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
                                                   "kept_random": report.kept_random})
 
     native = config.student.resolution is Resolution.NATIVE
+    photos = synthetic_hosts(config.data)
     dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed,
-                          native)
+                          native, photos)
     fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
     per_epoch = optim.samples_per_epoch or len(dataset)
@@ -181,7 +197,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     total_steps = optim.epochs * steps_per_epoch
     warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
     rows = read_metrics(run_dir / "metrics.csv", start_epoch)
-    sampler = EpochSampler(len(dataset), per_epoch, optim.seed)
+    sampler = EpochSampler(len(dataset), per_epoch, optim.seed, config.data.synthetic_fraction if photos else 0.0)
     # Spawned, not forked, workers: a fork inherits OpenCV's / OpenMP's thread pools mid-state and can hang
     # (seen here after GrabCut ran in the parent). Persistent, so they start once per run, not per epoch.
     loader = DataLoader(dataset, batch_size=optim.batch_size, sampler=sampler, num_workers=optim.workers,
