@@ -13,6 +13,8 @@ from .runs import RUNS
 CURVES = REPO / "docs" / "figures" / "protocol_v2_curves.png"
 # (row, reference row, lever): each difference of mean test F1 the report states in words
 LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
+          ("method-synth", "method", "30% on-the-fly forgeries"),
+          ("traces", "method", "SRM branch + 30% on-the-fly forgeries"),
           ("box", "method", "filled boxes instead of the teacher"),
           ("grabcut", "method", "GrabCut instead of the SAM teacher"),
           ("mgfm-off", "method", "plain FPN instead of MGFM"),

@@ -23,9 +23,15 @@ class RunSpec:
         return self.supervision != "full"
 
 
+# fresh forgeries hosted by the authentic training photos (CASIA train part, COVERAGE originals 1-70, BSDS500)
+SYNTHETIC = ("data.synthetic=[runs/v2/casia1_split/train.json, runs/v2/coverage_train_authentic.json, "
+             "../shared/data/bsds500]", "data.synthetic_fraction=0.3")
 RUNS = {
     "method": RunSpec("box supervision through the default SAM teacher (the method)"),
     "method-srm": RunSpec("the method + SRM noise-residual branch", overrides=("student.residual=srm",)),
+    "method-synth": RunSpec("the method + 30% on-the-fly forgeries", overrides=SYNTHETIC),
+    "traces": RunSpec("the method + SRM branch + 30% on-the-fly forgeries",
+                      overrides=("student.residual=srm", *SYNTHETIC)),
     "full": RunSpec("full supervision, ground-truth masks (upper bound)", supervision="full"),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
