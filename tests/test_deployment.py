@@ -96,3 +96,15 @@ def test_bench_json(checkpoint, tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(BPIMLError, match="not a student checkpoint"):
         load_predictor(tmp_path)
+
+
+def test_predict_shards_fill_one_folder(checkpoint, toy_dataset, tmp_path):
+    folder = str(toy_dataset.root / "Tp")
+    out = tmp_path / "pred"
+    for k in range(3):
+        assert main(["predict", folder, "--model", str(checkpoint), "-o", str(out), "--shard", f"{k}/3"]) == 0
+    single = tmp_path / "single"
+    assert main(["predict", folder, "--model", str(checkpoint), "-o", str(single)]) == 0
+    names = sorted(p.name for p in single.glob("*.png"))
+    assert names == sorted(p.name for p in out.glob("*.png"))
+    assert json.loads((out / "scores.json").read_text()) == json.loads((single / "scores.json").read_text())

@@ -109,3 +109,46 @@ def test_authentic_images_get_no_mask(boxed, tmp_path):
     generate_pseudo_labels(boxed, create_teacher("box"), tmp_path)
     assert not any((tmp_path / f"{s.name}.png").exists() for s in boxed.authentic)
     assert np.all([read_probability_map(p).max() > 0 for p in tmp_path.glob("*.png")])
+
+
+def test_shards_give_exactly_the_files_of_one_run(boxed, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from boxpromptiml.sharding import Shard
+
+    generate_pseudo_labels(boxed, create_teacher("grabcut"), tmp_path / "single")
+    with ThreadPoolExecutor(3) as pool:  # three shards at once on one folder
+        list(pool.map(lambda k: generate_pseudo_labels(boxed, create_teacher("grabcut"), tmp_path / "sharded",
+                                                       shard=Shard(k, 3)), range(3)))
+    single = sorted(p.name for p in (tmp_path / "single").glob("*.png"))
+    assert single == sorted(p.name for p in (tmp_path / "sharded").glob("*.png")) and single
+    for name in single:
+        assert (tmp_path / "single" / name).read_bytes() == (tmp_path / "sharded" / name).read_bytes()
+    merged = json.loads((tmp_path / "sharded" / MANIFEST_NAME).read_text())
+    reference = json.loads((tmp_path / "single" / MANIFEST_NAME).read_text())
+    assert sorted(merged["images"]) == sorted(reference["images"])  # every image once
+    assert {n: e["sha256"] for n, e in merged["images"].items()} == \
+        {n: e["sha256"] for n, e in reference["images"].items()}
+    assert merged["shards"] == {"3": [0, 1, 2]}
+    # a shard run again has nothing left to do
+    again = generate_pseudo_labels(boxed, create_teacher("grabcut"), tmp_path / "sharded", shard=Shard(1, 3))
+    assert not again.results and again.skipped
+
+
+def test_cli_shard_option_and_torchrun_rank(boxed, tmp_path, monkeypatch):
+    from boxpromptiml.sharding import Shard, resolve_shard
+
+    boxes = tmp_path / "boxes.json"
+    assert main(["boxes", "-d", str(boxed.source), "-o", str(boxes)]) == 0
+    args = ["pseudo-label", "-d", str(boxed.source), "--boxes", str(boxes), "--teacher", "box", "-o",
+            str(tmp_path / "out")]
+    assert main([*args, "--shard", "0/2"]) == 0
+    first = set(json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())["images"])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert resolve_shard(None) == Shard(1, 2)
+    assert main(args) == 0  # rank 1 of a torchrun launch takes the other half
+    merged = json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())
+    assert first < set(merged["images"]) and len(merged["images"]) == len(boxed.tampered)
+    with pytest.raises(ConfigError):
+        Shard.parse("2/2")

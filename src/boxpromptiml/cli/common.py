@@ -25,6 +25,14 @@ def add_resize_masks_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_shard_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard", metavar="K/N",
+        help="do only part K of N (0-based) of the images, e.g. to run N processes or machines on one shared "
+             "output folder; under torchrun each rank takes its part without this flag",
+    )
+
+
 def dataset_from_args(args: argparse.Namespace) -> Dataset:
     return load_datasets(args.dataset)
 

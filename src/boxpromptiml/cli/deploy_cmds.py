@@ -16,9 +16,10 @@ from ..deployment.predictor import load_predictor
 from ..deployment.shipped import shipped_model_dir
 from ..errors import BPIMLError, ConfigError
 from ..fileio import write_json_atomic
+from ..sharding import resolve_shard
 from ..student.model import StudentConfig, build_student
 from ..training.checkpoint import load_student
-from .common import report_failures
+from .common import add_shard_option, report_failures
 
 MODEL_HELP = "run or checkpoint folder from bpiml train (default: the model shipped with the package)"
 
@@ -42,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", action="store_true", help="also write binary masks to OUT/masks/")
     p.add_argument("--overlays", action="store_true", help="also write overlay pictures to OUT/overlays/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
+    add_shard_option(p)
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("calibrate", help="set a model's image-level threshold to a stated false-alarm rate",
@@ -78,7 +80,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     predictor = load_predictor(args.model, args.backend)
-    result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold)
+    result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
+                           resolve_shard(args.shard))
     print(f"predicted {len(result.results)} image(s) into {args.out}")
     if predictor.decision is not None:
         flagged = sorted(name for name, p in result.results.items() if p.score > predictor.decision.threshold)

@@ -11,6 +11,7 @@ import torch
 from ..data.coco import attach_boxes, read_coco_boxes
 from ..errors import ConfigError
 from ..pseudo_labels.generate import generate_pseudo_labels
+from ..sharding import resolve_shard
 from ..teachers import (
     TEACHERS,
     Normalize,
@@ -21,7 +22,7 @@ from ..teachers import (
     create_teacher,
     default_settings,
 )
-from .common import add_dataset_option, dataset_from_args, report_failures
+from .common import add_dataset_option, add_shard_option, dataset_from_args, report_failures
 
 
 def _crop_context(text: str) -> float | None:
@@ -83,12 +84,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", required=True, metavar="COCO_JSON", help="box annotations (e.g. from bpiml boxes)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     add_teacher_options(p)
+    add_shard_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
     teacher = teacher_from_args(args)
-    result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes))
-    print(f"pseudo-label ({teacher.name}): {result.summary()}; masks in {args.out}")
+    shard = resolve_shard(args.shard)
+    result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes), shard=shard)
+    part = f" (shard {shard})" if shard else ""
+    print(f"pseudo-label ({teacher.name}){part}: {result.summary()}; masks in {args.out}")
     return report_failures(result, "pseudo-label")

@@ -20,6 +20,7 @@ from ..errors import DataError
 from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_bytes_atomic, write_json_atomic
 from ..runner import SampleRun, run_per_sample
+from ..sharding import Shard, exclusive_lock
 from .predictor import Prediction, Predictor
 
 VERDICTS_FILE = "verdicts.json"
@@ -64,9 +65,13 @@ def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
 
 
 def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, masks: bool = False,
-                  overlays: bool = False, threshold: float = 0.5) -> SampleRun[Prediction]:
+                  overlays: bool = False, threshold: float = 0.5, shard: Shard | None = None) -> SampleRun[Prediction]:
+    """Predict every input (this shard's share of them, if given); the shared score files are updated
+    under a lock, so shards may run at once on one output folder."""
     out = Path(out_dir)
     paths = expand_inputs(inputs)
+    if shard is not None:
+        paths = shard.select(paths)
 
     def step(path: Path) -> Prediction:
         image = read_image(path)
@@ -83,6 +88,12 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
         return prediction
 
     run = run_per_sample(paths, step, desc="predict", total=len(paths), name_of=lambda p: p.stem)
+    with exclusive_lock(out / ".scores.lock"):
+        _update_score_files(out, predictor, run)
+    return run
+
+
+def _update_score_files(out: Path, predictor: Predictor, run: SampleRun[Prediction]) -> None:
     scores_path = out / SCORES_FILE
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
     scores.update({name: round(p.score, 6) for name, p in run.results.items()})
@@ -95,4 +106,3 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
         verdicts["images"].update({name: {"score": round(p.score, 6), "tampered": p.score > threshold}
                                    for name, p in run.results.items()})
         write_json_atomic(verdicts_path, verdicts)
-    return run

@@ -7,6 +7,12 @@ manifest after every image, so an interrupted run loses at most the image in pro
 Re-running the same command skips images whose manifest entry matches (same teacher, same
 boxes) and whose PNG still has the recorded SHA-256; a folder made by another teacher or with
 other options is refused rather than mixed.
+
+Sharded (``shard=Shard(K, N)``, ``--shard K/N`` or a torchrun rank): the shard takes every N-th
+tampered image and records them in ``manifest.shard-K-of-N.json``; when it finishes it merges
+every shard's part into ``manifest.json`` under a lock, so whichever shard finishes last leaves
+a manifest that lists every image once. Shards may run at once, on one machine or many sharing
+the folder.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from ..data.samples import Dataset, Sample
 from ..errors import ConfigError, DataError
 from ..fileio import write_bytes_atomic, write_json_atomic
 from ..runner import SampleRun, run_per_sample
+from ..sharding import Shard, exclusive_lock
 from ..teachers.base import Teacher
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".manifest.lock"
 MANIFEST_VERSION = 1
 
 
@@ -48,8 +56,8 @@ def _boxes_of(sample: Sample) -> list[list[float]]:
     return [b.to_xyxy() for b in sample.boxes or ()]
 
 
-def read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    path = out_dir / MANIFEST_NAME
+def read_manifest(out_dir: Path, name: str = MANIFEST_NAME) -> dict[str, Any] | None:
+    path = out_dir / name
     if not path.is_file():
         return None
     try:
@@ -73,27 +81,39 @@ def _same_teacher(recorded: Any, current: dict[str, Any]) -> bool:
         {k: v for k, v in current.items() if k != "checkpoint"}
 
 
-def generate_pseudo_labels(
-    dataset: Dataset, teacher: Teacher, out_dir: PathLike, boxes_source: str = ""
-) -> SampleRun[PseudoLabel]:
-    """Write pseudo masks for the tampered images that have boxes; returns done / failed per image."""
-    out_dir = Path(out_dir)
-    description = teacher.describe()
-    previous = read_manifest(out_dir)
-    if previous is not None and not _same_teacher(previous.get("teacher"), description):
+def _check_teacher(out_dir: Path, manifest: dict[str, Any] | None, description: dict[str, Any]) -> None:
+    if manifest is not None and not _same_teacher(manifest.get("teacher"), description):
         raise ConfigError(
-            f"{out_dir} holds pseudo labels of another teacher or options ({previous.get('teacher')}); "
+            f"{out_dir} holds pseudo labels of another teacher or options ({manifest.get('teacher')}); "
             "use a new --out folder (nothing was changed)"
         )
-    done: dict[str, Any] = dict(previous.get("images", {})) if previous else {}
+
+
+def generate_pseudo_labels(
+    dataset: Dataset, teacher: Teacher, out_dir: PathLike, boxes_source: str = "", shard: Shard | None = None
+) -> SampleRun[PseudoLabel]:
+    """Write pseudo masks for the tampered images that have boxes (this shard's share of them, if
+    given); returns done / failed per image."""
+    out_dir = Path(out_dir)
+    description = teacher.describe()
+    own_name = MANIFEST_NAME if shard is None else f"manifest.{shard.tag}.json"
+    previous, own_previous = read_manifest(out_dir), read_manifest(out_dir, own_name)
+    for recorded in (previous, own_previous):
+        _check_teacher(out_dir, recorded, description)
+    tampered = dataset.tampered if shard is None else shard.select(dataset.tampered)
+    known = {**(previous or {}).get("images", {}), **(own_previous or {}).get("images", {})}
+    mine = {s.name for s in tampered}
+    done: dict[str, Any] = {n: e for n, e in known.items() if shard is None or n in mine}
     manifest: dict[str, Any] = {
         "version": MANIFEST_VERSION, "teacher": description, "dataset": dataset.source, "boxes": boxes_source,
         "images": done, "failures": {},
     }
-    no_boxes = [s.name for s in dataset.tampered if not s.boxes]
+    if shard is not None:
+        manifest["shard"] = {"index": shard.index, "count": shard.count, "complete": False}
+    no_boxes = [s.name for s in tampered if not s.boxes]
     todo: list[Sample] = []
     resumed: list[str] = []
-    for sample in dataset.tampered:
+    for sample in tampered:
         if not sample.boxes:
             continue
         if _is_done(out_dir, done.get(sample.name), sample):
@@ -112,7 +132,7 @@ def generate_pseudo_labels(
         label = PseudoLabel(f"{sample.name}.png", hashlib.sha256(png).hexdigest(), _boxes_of(sample),
                             round(time.perf_counter() - start, 4), image.shape[0], image.shape[1])
         done[sample.name] = asdict(label)
-        write_json_atomic(out_dir / MANIFEST_NAME, manifest)
+        write_json_atomic(out_dir / own_name, manifest)
         return label
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,5 +141,32 @@ def generate_pseudo_labels(
     for name in no_boxes:
         run.failures[name] = "tampered image without boxes in the annotation file"
     manifest["failures"] = run.failures
-    write_json_atomic(out_dir / MANIFEST_NAME, manifest)
+    if shard is not None:
+        manifest["shard"]["complete"] = True
+    write_json_atomic(out_dir / own_name, manifest)
+    if shard is not None:
+        merge_shard_manifests(out_dir, description)
     return run
+
+
+def merge_shard_manifests(out_dir: Path, description: dict[str, Any]) -> dict[str, Any]:
+    """Fold every shard's manifest into ``manifest.json`` (under a lock); returns the merged manifest."""
+    with exclusive_lock(out_dir / LOCK_NAME):
+        merged = read_manifest(out_dir) or {"version": MANIFEST_VERSION, "teacher": description, "images": {},
+                                            "failures": {}}
+        _check_teacher(out_dir, merged, description)
+        finished: dict[int, list[int]] = {}
+        for path in sorted(out_dir.glob("manifest.shard-*-of-*.json")):
+            part = read_manifest(out_dir, path.name) or {}
+            _check_teacher(out_dir, part, description)
+            merged["images"].update(part.get("images", {}))
+            merged["failures"].update(part.get("failures", {}))
+            for key in ("dataset", "boxes"):
+                merged.setdefault(key, part.get(key))
+            info = part.get("shard", {})
+            if info.get("complete"):
+                finished.setdefault(info["count"], []).append(info["index"])
+        merged["failures"] = {n: why for n, why in merged["failures"].items() if n not in merged["images"]}
+        merged["shards"] = {str(count): sorted(indices) for count, indices in sorted(finished.items())}
+        write_json_atomic(out_dir / MANIFEST_NAME, merged)
+    return merged
