@@ -207,3 +207,9 @@ def test_cli_authentic_only_dataset_needs_no_boxes(prepared, toy_dataset, tmp_pa
     assert [s["boxes"] is None for s in sources] == [False, True]
     with pytest.raises(SystemExit):
         main(["train", "--out", str(tmp_path / "x"), "--boxes", prepared["boxes"]])
+
+
+def test_bf16_training_on_the_cpu(prepared, tmp_path):
+    result = loop.train(_config(prepared, epochs=1, precision="bf16", device="cpu"), tmp_path / "run")
+    rows = _rows(tmp_path / "run")
+    assert result.epochs_done == 1 and np.isfinite(float(rows[0]["train_loss"]))

@@ -8,6 +8,7 @@ import os
 import torch
 
 from ..demo import run_demo
+from ..devices import DEVICE_HELP, resolve_device
 from ..teachers import create_teacher
 from ..training.checkpoint import load_student
 
@@ -23,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", metavar="RUN_DIR", help="student to show (default: the shipped model)")
     p.add_argument("--quick", action="store_true", help="3 images instead of 8")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run)
 
 
@@ -30,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from ..deployment.shipped import shipped_model_dir
 
     torch.set_num_threads(max(1, args.threads))
+    device = resolve_device(args.device)
     student, _ = load_student(args.model or shipped_model_dir())
     label = f"run folder {args.model}" if args.model else None
-    result = run_demo(args.out, create_teacher("litemedsam"), student, quick=args.quick, model_label=label)
+    result = run_demo(args.out, create_teacher("litemedsam").to(device), student.to(device), quick=args.quick,
+                      model_label=label)
     print(result.summary())
     return 0

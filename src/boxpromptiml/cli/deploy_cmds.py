@@ -14,6 +14,7 @@ from ..deployment.export import export_onnx
 from ..deployment.predict_files import predict_files
 from ..deployment.predictor import load_predictor
 from ..deployment.shipped import shipped_model_dir
+from ..devices import DEVICE_HELP
 from ..errors import BPIMLError, ConfigError
 from ..fileio import write_json_atomic
 from ..sharding import resolve_shard
@@ -29,6 +30,7 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                    help="torch, or onnx (runs RUN_DIR/*.onnx written by bpiml export) (default: torch)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +59,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--false-alarm-rate", type=float, default=0.05,
                    help="share of authentic images allowed above the threshold (default: %(default)s)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_calibrate)
 
     p = sub.add_parser("export", help="export a student to ONNX (dynamic batch), checked against PyTorch",
@@ -79,7 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
-    predictor = load_predictor(args.model, args.backend)
+    predictor = load_predictor(args.model, args.backend, args.device)
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
                            resolve_shard(args.shard))
     print(f"predicted {len(result.results)} image(s) into {args.out}")
@@ -96,7 +99,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_calibrate(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     model_dir = args.model or shipped_model_dir()
-    predictor = load_predictor(model_dir)
+    predictor = load_predictor(model_dir, device=args.device)
     decision = calibrate_model(predictor, model_dir, load_datasets(args.dataset), args.false_alarm_rate)
     detection = "n/a" if decision.detection_rate is None else f"{decision.detection_rate:.1%}"
     print(f"threshold {decision.threshold:.4f}: {decision.false_alarm_rate:.1%} of {decision.n_authentic} authentic "

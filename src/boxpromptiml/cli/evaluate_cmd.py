@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                                args.resize_predictions)
     else:
         torch.set_num_threads(max(1, args.threads))
-        predictor = load_predictor(args.model, args.backend)
+        predictor = load_predictor(args.model, args.backend, args.device)
         decision = predictor.decision
         report, run_ = evaluate_predictor(dataset, predictor.predict, args.threshold, args.resize_masks,
                                           image_threshold=decision.threshold if decision else None)

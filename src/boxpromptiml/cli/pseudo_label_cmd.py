@@ -9,6 +9,7 @@ from dataclasses import replace
 import torch
 
 from ..data.coco import attach_boxes, read_coco_boxes
+from ..devices import DEVICE_HELP, resolve_device
 from ..errors import ConfigError
 from ..pseudo_labels.generate import generate_pseudo_labels
 from ..sharding import resolve_shard
@@ -51,6 +52,7 @@ def add_teacher_options(p: argparse.ArgumentParser) -> None:
                      help="encode a crop around each box, grown by F x its longer side; 'none': the whole image")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="torch CPU threads (default: all cores, %(default)s)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def teacher_from_args(args: argparse.Namespace) -> Teacher:
@@ -70,7 +72,7 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
         raise ConfigError(f"the {args.teacher} teacher takes no SAM settings ({', '.join(overrides)})")
     settings = replace(settings, **overrides) if settings is not None else None
     options = TeacherOptions(clip_to_box=args.clip_to_box, output=OutputKind(args.output))
-    return create_teacher(args.teacher, args.checkpoint, options, settings)
+    return create_teacher(args.teacher, args.checkpoint, options, settings).to(resolve_device(args.device))
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

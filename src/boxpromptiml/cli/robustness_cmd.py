@@ -56,7 +56,7 @@ def format_rows(rows: list[dict]) -> str:
 def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     torch.set_num_threads(max(1, args.threads))
-    predictor = load_predictor(args.model, args.backend)
+    predictor = load_predictor(args.model, args.backend, args.device)
     suite = robustness_suite(tuple(args.only) if args.only else None)
     rows = evaluate_robustness(dataset, predictor.predict, suite, args.seed,
                                progress=lambda label: log.info("robustness: %s", label))

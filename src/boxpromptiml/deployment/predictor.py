@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data.images import PathLike
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..evaluation.calibration import ImageDecision
 from ..evaluation.metrics import image_score_from_map
@@ -57,8 +58,8 @@ class Predictor:
         return Prediction(prediction.probability, image_score_from_map(prediction.probability))
 
 
-def load_predictor(model: PathLike | None, backend: str = "torch") -> Predictor:
-    """A predictor for a run / checkpoint folder (torch), or an .onnx file or its folder (onnx)."""
+def load_predictor(model: PathLike | None, backend: str = "torch", device: str = "cpu") -> Predictor:
+    """A predictor for a run / checkpoint folder (torch, on ``device``), or an .onnx file or its folder (onnx)."""
     if model is None:
         from .shipped import shipped_model_dir
 
@@ -79,6 +80,6 @@ def load_predictor(model: PathLike | None, backend: str = "torch") -> Predictor:
     from .calibrate import load_decision
 
     student, _ = load_student(path)
-    predictor = Predictor.from_student(student, f"torch:{path}")
+    predictor = Predictor.from_student(student.to(resolve_device(device)), f"torch:{path}")
     predictor.decision = load_decision(path)
     return predictor

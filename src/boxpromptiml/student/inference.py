@@ -103,15 +103,18 @@ def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: 
 
 
 def torch_runner(model: Student) -> BatchRunner:
-    """A batch runner for a PyTorch student (eval mode, no autograd)."""
+    """A batch runner for a PyTorch student (eval mode, no autograd) on whatever device the model is:
+    batches go there and results come back to the CPU."""
     model.eval()
+    device = next(model.parameters()).device
 
     @torch.inference_mode()
     def run(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images = images.to(device)
         if model.score_head is not None:
             logits, score_logits = model.forward_with_score(images)
-            return torch.sigmoid(logits), torch.sigmoid(score_logits)
-        return torch.sigmoid(model(images)), None
+            return torch.sigmoid(logits).cpu(), torch.sigmoid(score_logits).cpu()
+        return torch.sigmoid(model(images)).cpu(), None
 
     return run
 

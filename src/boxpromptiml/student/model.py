@@ -128,7 +128,8 @@ class Student(nn.Module):
 
     @staticmethod
     def _to_logits(prob: torch.Tensor, size: torch.Size) -> torch.Tensor:
-        logits = torch.logit(prob.clamp(PROB_EPS, 1 - PROB_EPS))
+        # in float32 even under autocast: bf16 / fp16 round 1 - 1e-6 to 1, whose logit is infinite
+        logits = torch.logit(prob.float().clamp(PROB_EPS, 1 - PROB_EPS))
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 

@@ -83,6 +83,10 @@ class Teacher(ABC):
     def segment_boxes(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         """One probability map per box: float32 N x H x W (boxes already clipped, non-empty)."""
 
+    def to(self, device: Any) -> Teacher:
+        """Move the teacher's network to ``device`` (classical teachers have none); returns self."""
+        return self
+
     def describe(self) -> dict[str, Any]:
         """What produced the masks (saved in pseudo-label manifests)."""
         return {"teacher": self.name, "options": self.options.to_dict()}

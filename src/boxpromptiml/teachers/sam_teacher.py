@@ -125,11 +125,19 @@ class SamTeacher(Teacher):
         self.settings = settings
         self.weights = weights or {}
         self._grabcut = GrabCutTeacher(self.options)
+        self.device = torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> SamTeacher:
+        """Run the network on ``device`` (images are prepared on the CPU and sent there)."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
 
     # -- tensor tier ------------------------------------------------------------------------
     @torch.inference_mode()
     def predict_logits(self, canvas: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Low-resolution logits (N x 1 x m x m) for N canvas boxes on one 1 x 3 x S x S canvas."""
+        canvas, boxes = canvas.to(self.device), boxes.to(self.device)
         embedding = self.model.encode(canvas.contiguous(memory_format=torch.channels_last))
         logits, iou = self.model.decode(embedding, boxes, multimask=self.settings.multimask)
         if self.settings.multimask:
@@ -137,7 +145,7 @@ class SamTeacher(Teacher):
             logits = logits[torch.arange(len(best)), best][:, None]
         for _ in range(self.settings.refine_steps):
             logits, _ = self.model.decode(embedding, boxes, mask_input=logits, multimask=False)
-        return logits
+        return logits.cpu()
 
     # -- numpy tier -------------------------------------------------------------------------
     def segment_boxes(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:

@@ -83,6 +83,12 @@ class OptimConfig:
     seed: int = 0
     workers: int = 2
     threads: int = 2
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N, mps
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds loss scaling)
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"optim.precision must be fp32, bf16 or fp16, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..data.images import PathLike, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
+from ..devices import autocast, grad_scaler, resolve_device
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
@@ -90,7 +91,7 @@ def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervis
 
 
 # Settings of one invocation, not of the run: changing them between a stop and a resume is allowed.
-INVOCATION_SETTINGS = {"max_minutes", "workers", "threads"}
+INVOCATION_SETTINGS = {"max_minutes", "workers", "threads", "device"}
 
 
 def _check_run_folder(run_dir: Path, config: TrainConfig) -> None:
@@ -162,8 +163,11 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     if val is None:
         log.warning("no validation dataset: the 'best' checkpoint is the last epoch")
 
+    device = resolve_device(config.optim.device)
     torch.manual_seed(config.optim.seed)  # the decoder's random initialisation
-    model = build_student(config.student)
+    model = build_student(config.student).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     encoder_params = list(model.encoder.parameters())
     encoder_ids = {id(p) for p in encoder_params}
     other_params = [p for p in model.parameters() if id(p) not in encoder_ids]
@@ -192,6 +196,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
                           native, photos)
     fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
+    scaler = grad_scaler(device, optim.precision)
     per_epoch = optim.samples_per_epoch or len(dataset)
     steps_per_epoch = math.ceil(per_epoch / optim.batch_size)
     total_steps = optim.epochs * steps_per_epoch
@@ -202,6 +207,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     # (seen here after GrabCut ran in the parent). Persistent, so they start once per run, not per epoch.
     loader = DataLoader(dataset, batch_size=optim.batch_size, sampler=sampler, num_workers=optim.workers,
                         worker_init_fn=_worker_init, persistent_workers=optim.workers > 0,
+                        pin_memory=device.type == "cuda",
                         multiprocessing_context="spawn" if optim.workers > 0 else None)
     invocation_started = time.perf_counter()
     epochs_done = start_epoch
@@ -217,11 +223,14 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
             factor = learning_rate_factor(epoch * steps_per_epoch + i, total_steps, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
-            logits = model(batch["image"])
-            loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"])
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with autocast(device, optim.precision):
+                logits = model(batch["image"])
+                loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             for key, value in {"train_loss": float(loss.detach()), **terms}.items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")

@@ -1,0 +1,55 @@
+"""Which device a command computes on, and in which precision.
+
+``auto`` picks CUDA when it is available, else Apple's MPS, else the CPU. Image decoding and the
+data pipeline always stay on the CPU; only the networks (student, teacher) and their batches move.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from .errors import ConfigError
+
+DEVICE_HELP = "auto (CUDA when available, else MPS, else CPU), cpu, cuda, cuda:N or mps (default: auto)"
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """A torch device for ``spec``; a clear error when the device is not on this machine."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {spec!r}; known: {DEVICE_HELP}") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r}: CUDA is not available on this machine (torch "
+                              f"{torch.__version__}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {spec!r}: MPS is not available on this machine; use --device cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unsupported device {spec!r}; known: {DEVICE_HELP}")
+    return device
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """Mixed precision for the forward pass (a no-op for fp32)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling, needed (and enabled) only for fp16."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
