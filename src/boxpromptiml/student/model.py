@@ -57,6 +57,7 @@ class StudentConfig:
     resolution: Resolution = Resolution.RESIZE
     max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
     residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
+    drop_path: float | None = None  # stochastic depth of the encoder while training (None: the encoder's default)
 
     def __post_init__(self) -> None:
         for name, kind in (("fusion", Fusion), ("resolution", Resolution), ("residual", Residual)):
@@ -89,7 +90,7 @@ class Student(nn.Module):
     def __init__(self, config: StudentConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = create_encoder(config.encoder)
+        self.encoder = create_encoder(config.encoder, config.drop_path)
         self.residual = ResidualBranch(config.residual) if config.residual is not Residual.NONE else None
         info = self.encoder.feature_info
         if self.residual is not None:  # the residual maps are concatenated with the taps of the same stride

@@ -75,7 +75,7 @@ class OptimConfig:
     epochs: int = 12
     samples_per_epoch: int | None = None  # None: one pass over the training images per epoch
     max_minutes: float | None = None  # stop (resumably) once this much wall time has passed in this invocation
-    batch_size: int = 8
+    batch_size: int = 8  # the global batch: under torchrun each of N processes takes batch_size / N
     lr: float = 4e-4
     encoder_lr_scale: float = 0.5  # pretrained encoders learn slower than the new decoder
     weight_decay: float = 0.05
@@ -85,6 +85,7 @@ class OptimConfig:
     threads: int = 2
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N, mps
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds loss scaling)
+    freeze_batchnorm: bool = False  # keep batch-norm statistics as loaded (small or per-process batches)
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):

@@ -140,12 +140,16 @@ class EpochSampler(torch.utils.data.Sampler):
     items, as many as the budget needs (the last one partial), seeded by (seed, epoch). A
     ``synthetic_fraction`` of the draws are fresh forgeries (index ``SYNTHETIC``) instead."""
 
-    def __init__(self, n_items: int, samples_per_epoch: int, seed: int, synthetic_fraction: float = 0.0) -> None:
+    def __init__(self, n_items: int, samples_per_epoch: int, seed: int, synthetic_fraction: float = 0.0,
+                 rank: int = 0, world: int = 1, global_batch: int = 1) -> None:
         self.n_items, self.samples_per_epoch, self.seed, self.epoch = n_items, samples_per_epoch, seed, 0
         self.synthetic_fraction = synthetic_fraction
+        # data parallelism: this process takes its slice of every global batch (the same keys in the same order
+        # as one process would see them, split over ``world`` processes)
+        self.rank, self.world, self.global_batch = rank, world, global_batch
 
     def __len__(self) -> int:
-        return self.samples_per_epoch
+        return self.samples_per_epoch // self.world
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -153,4 +157,8 @@ class EpochSampler(torch.utils.data.Sampler):
         order = np.concatenate([rng.permutation(self.n_items) for _ in range(passes)])[: self.samples_per_epoch]
         if self.synthetic_fraction > 0:
             order = np.where(rng.random(order.size) < self.synthetic_fraction, SYNTHETIC, order)
-        return iter((self.epoch, draw, int(index)) for draw, index in enumerate(order))
+        keys = [(self.epoch, draw, int(index)) for draw, index in enumerate(order)]
+        if self.world > 1:
+            local = self.global_batch // self.world
+            keys = [k for position, k in enumerate(keys) if (position % self.global_batch) // local == self.rank]
+        return iter(keys)

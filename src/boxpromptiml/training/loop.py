@@ -23,13 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.images import PathLike, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
-from ..devices import autocast, grad_scaler, resolve_device
+from ..devices import autocast, grad_scaler
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
@@ -38,6 +39,7 @@ from ..runner import run_per_sample
 from ..student.inference import predict_image, torch_runner
 from ..student.model import Resolution, Student, build_student
 from ..student.pretrained import initialise_encoder
+from . import distributed
 from .checkpoint import STATE, load_optimizer_state, load_student, read_json, save_checkpoint
 from .config import DataConfig, Supervision, TrainConfig
 from .data import EpochSampler, TrainingSet, TrainItem, collect_items, load_target
@@ -94,7 +96,8 @@ def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervis
 INVOCATION_SETTINGS = {"max_minutes", "workers", "threads", "device"}
 
 
-def _check_run_folder(run_dir: Path, config: TrainConfig) -> None:
+def _check_run_folder(run_dir: Path, config: TrainConfig, write: bool = True) -> None:
+    """Refuse a folder that holds another run; record this invocation's config (when ``write``)."""
     saved = run_dir / "config.json"
     wanted = config.to_dict()
     if saved.is_file():
@@ -107,7 +110,9 @@ def _check_run_folder(run_dir: Path, config: TrainConfig) -> None:
         if run_part(existing) != run_part(wanted):
             raise ConfigError(f"{run_dir} holds a run with another configuration (see {saved}); "
                               "use a new --out folder to start a different run")
-    write_json_atomic(saved, wanted)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(saved, wanted)
 
 
 def _readable_items(items):
@@ -148,11 +153,34 @@ def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
         return [row for row in csv.DictReader(handle) if before_epoch is None or int(row["epoch"]) < before_epoch]
 
 
+def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, torch.optim.Optimizer]:
+    """The student (decoder seeded) and its optimizer; pretrained encoder weights are applied by the caller."""
+    torch.manual_seed(config.optim.seed)  # the decoder's random initialisation
+    model = build_student(config.student).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    encoder_ids = {id(p) for p in model.encoder.parameters()}
+    optim = config.optim
+    optimizer = torch.optim.AdamW([
+        {"params": list(model.encoder.parameters()), "base_lr": optim.lr * optim.encoder_lr_scale},
+        {"params": [p for p in model.parameters() if id(p) not in encoder_ids], "base_lr": optim.lr},
+    ], lr=optim.lr, weight_decay=optim.weight_decay)
+    return model, optimizer
+
+
+def _set_train_mode(model: Student, freeze_batchnorm: bool) -> None:
+    model.train()
+    if freeze_batchnorm:  # running statistics stay as loaded; the affine weights still learn
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
-    """Train (or resume) a student as ``config`` says, writing the run folder."""
+    """Train (or resume) a student as ``config`` says, writing the run folder (rank 0 only under torchrun)."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_folder(run_dir, config)
+    ctx, device = distributed.setup(config.optim.device)
+    _check_run_folder(run_dir, config, write=ctx.is_main)
     torch.set_num_threads(max(1, config.optim.threads))
     items, skipped = _readable_items(collect_items(config.data.train, config.data.supervision))
     if not items:
@@ -163,20 +191,8 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     if val is None:
         log.warning("no validation dataset: the 'best' checkpoint is the last epoch")
 
-    device = resolve_device(config.optim.device)
-    torch.manual_seed(config.optim.seed)  # the decoder's random initialisation
-    model = build_student(config.student).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    encoder_params = list(model.encoder.parameters())
-    encoder_ids = {id(p) for p in encoder_params}
-    other_params = [p for p in model.parameters() if id(p) not in encoder_ids]
     optim = config.optim
-    optimizer = torch.optim.AdamW([
-        {"params": encoder_params, "base_lr": optim.lr * optim.encoder_lr_scale},
-        {"params": other_params, "base_lr": optim.lr},
-    ], lr=optim.lr, weight_decay=optim.weight_decay)
-
+    model, optimizer = _build_model(config, device)
     last = run_dir / "last"
     start_epoch, best_f1 = 0, None
     if (last / STATE).is_file():
@@ -187,8 +203,11 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
         log.info("%s: resuming after epoch %d", run_dir, state["epoch"])
     else:
         report = initialise_encoder(config.student.encoder, model.encoder, config.student.encoder_init)
-        write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
-                                                  "kept_random": report.kept_random})
+        if ctx.is_main:
+            write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
+                                                      "kept_random": report.kept_random})
+    trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if ctx.enabled else model
 
     native = config.student.resolution is Resolution.NATIVE
     photos = synthetic_hosts(config.data)
@@ -198,15 +217,19 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     loss_fn = DistillationLoss(config.loss)
     scaler = grad_scaler(device, optim.precision)
     per_epoch = optim.samples_per_epoch or len(dataset)
+    if ctx.enabled and per_epoch % optim.batch_size:
+        per_epoch -= per_epoch % optim.batch_size  # every process must take the same number of steps
+        log.warning("data-parallel: %d samples per epoch (whole global batches of %d)", per_epoch, optim.batch_size)
     steps_per_epoch = math.ceil(per_epoch / optim.batch_size)
     total_steps = optim.epochs * steps_per_epoch
     warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
     rows = read_metrics(run_dir / "metrics.csv", start_epoch)
-    sampler = EpochSampler(len(dataset), per_epoch, optim.seed, config.data.synthetic_fraction if photos else 0.0)
+    sampler = EpochSampler(len(dataset), per_epoch, optim.seed, config.data.synthetic_fraction if photos else 0.0,
+                           rank=ctx.rank, world=ctx.world, global_batch=optim.batch_size)
     # Spawned, not forked, workers: a fork inherits OpenCV's / OpenMP's thread pools mid-state and can hang
     # (seen here after GrabCut ran in the parent). Persistent, so they start once per run, not per epoch.
-    loader = DataLoader(dataset, batch_size=optim.batch_size, sampler=sampler, num_workers=optim.workers,
-                        worker_init_fn=_worker_init, persistent_workers=optim.workers > 0,
+    loader = DataLoader(dataset, batch_size=distributed.local_batch_size(optim.batch_size, ctx), sampler=sampler,
+                        num_workers=optim.workers, worker_init_fn=_worker_init, persistent_workers=optim.workers > 0,
                         pin_memory=device.type == "cuda",
                         multiprocessing_context="spawn" if optim.workers > 0 else None)
     invocation_started = time.perf_counter()
@@ -215,18 +238,20 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
         started = time.perf_counter()
         torch.manual_seed(optim.seed + epoch)
         sampler.epoch = epoch
-        model.train()
+        _set_train_mode(model, optim.freeze_batchnorm)
         sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{optim.epochs}", unit="batch", file=sys.stderr, disable=None,
-                   dynamic_ncols=True)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{optim.epochs}", unit="batch", file=sys.stderr,
+                   disable=None if ctx.is_main else True, dynamic_ncols=True)
         for i, batch in enumerate(bar):
             factor = learning_rate_factor(epoch * steps_per_epoch + i, total_steps, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            # Dice is a mean over the global batch's tampered images, however they fall on the processes
+            tampered = ctx.sum(float((batch["label"] > 0.5).sum()), device) / ctx.world
             with autocast(device, optim.precision):
-                logits = model(batch["image"])
-                loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"])
+                logits = trained(batch["image"])
+                loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"], tampered)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -235,36 +260,53 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")
         train_seconds = time.perf_counter() - started
-        row = {k: round(v / max(1, len(loader)), 6) for k, v in sums.items()}
-        report = validate(model, val) if val is not None else None
-        f1 = report.pixel_f1 if report is not None else None
-        improved = best_f1 is None or (f1 is not None and f1 > best_f1) or report is None
-        if improved:
-            best_f1 = f1
-        row.update(epoch=epoch, samples_seen=(epoch + 1) * per_epoch, lr=optimizer.param_groups[1]["lr"],
-                   fit_pixel_f1=fit_to_targets(model, fit_items, config.data.supervision),
-                   samples_per_second=round(per_epoch / train_seconds, 2),
-                   seconds=round(time.perf_counter() - started, 1),
-                   val_pixel_f1=f1, val_pixel_iou=report.pixel_iou if report else None,
-                   val_pixel_auc=report.pixel_auc if report else None,
-                   val_image_auc=report.image_auc if report else None)
-        rows.append(row)
-        state = {"epoch": epoch, "best_val_f1": best_f1, "val": report.to_dict() if report else None}
-        if improved:
-            save_checkpoint(run_dir / "best", model, state)
-        save_checkpoint(last, model, state, optimizer)
-        _write_metrics(run_dir / "metrics.csv", rows)
+        row = {k: round(ctx.sum(v, device) / ctx.world / max(1, len(loader)), 6) for k, v in sorted(sums.items())}
+        stop = False
+        if ctx.is_main:
+            best_f1, stop = _end_epoch(config, run_dir, model, optimizer, val, fit_items, rows, row, epoch, best_f1,
+                                       per_epoch, started, train_seconds, invocation_started)
         epochs_done = epoch + 1
-        log.info("epoch %d: loss %.4f, fit F1 %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
-                 row["fit_pixel_f1"] or 0.0, "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
-        elapsed = (time.perf_counter() - invocation_started) / 60
-        if optim.max_minutes is not None and epochs_done < optim.epochs and \
-                elapsed + row["seconds"] / 60 > optim.max_minutes:
-            log.warning("stopping after epoch %d of %d: the next epoch would pass max_minutes=%s (%.1f min so far); "
-                        "run the same command to continue", epochs_done, optim.epochs, optim.max_minutes, elapsed)
+        ctx.barrier()  # the others wait while rank 0 validates and writes
+        if ctx.from_main(stop, device):
             break
-    write_json_atomic(run_dir / "skipped_images.json", skipped)
+    if ctx.is_main:
+        write_json_atomic(run_dir / "skipped_images.json", skipped)
     return TrainResult(run_dir, epochs_done, optim.epochs, best_f1, skipped)
+
+
+def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: torch.optim.Optimizer,
+               val: Dataset | None, fit_items: list[TrainItem], rows: list[dict], row: dict, epoch: int,
+               best_f1: float | None, per_epoch: int, started: float, train_seconds: float,
+               invocation_started: float) -> tuple[float | None, bool]:
+    """Validate, checkpoint and log one finished epoch; returns the best F1 and whether to stop now."""
+    optim = config.optim
+    report = validate(model, val) if val is not None else None
+    f1 = report.pixel_f1 if report is not None else None
+    improved = best_f1 is None or (f1 is not None and f1 > best_f1) or report is None
+    if improved:
+        best_f1 = f1
+    row.update(epoch=epoch, samples_seen=(epoch + 1) * per_epoch, lr=optimizer.param_groups[1]["lr"],
+               fit_pixel_f1=fit_to_targets(model, fit_items, config.data.supervision),
+               samples_per_second=round(per_epoch / train_seconds, 2),
+               seconds=round(time.perf_counter() - started, 1),
+               val_pixel_f1=f1, val_pixel_iou=report.pixel_iou if report else None,
+               val_pixel_auc=report.pixel_auc if report else None,
+               val_image_auc=report.image_auc if report else None)
+    rows.append(row)
+    state = {"epoch": epoch, "best_val_f1": best_f1, "val": report.to_dict() if report else None}
+    if improved:
+        save_checkpoint(run_dir / "best", model, state)
+    save_checkpoint(run_dir / "last", model, state, optimizer)
+    _write_metrics(run_dir / "metrics.csv", rows)
+    log.info("epoch %d: loss %.4f, fit F1 %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
+             row["fit_pixel_f1"] or 0.0, "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
+    elapsed = (time.perf_counter() - invocation_started) / 60
+    stop = optim.max_minutes is not None and epoch + 1 < optim.epochs and \
+        elapsed + row["seconds"] / 60 > optim.max_minutes
+    if stop:
+        log.warning("stopping after epoch %d of %d: the next epoch would pass max_minutes=%s (%.1f min so far); "
+                    "run the same command to continue", epoch + 1, optim.epochs, optim.max_minutes, elapsed)
+    return best_f1, stop
 
 
 def run_summary(result: TrainResult) -> str:

@@ -19,17 +19,21 @@ class DistillationLoss:
     def __init__(self, config: LossConfig) -> None:
         self.config = config
 
-    def __call__(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor,
-                 label: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor, label: torch.Tensor,
+                 tampered_per_process: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``tampered_per_process``: under data parallelism, the global batch's tampered images divided by the
+        number of processes, so that the Dice mean (and its gradient, averaged over processes) is the global
+        batch's; None: this batch's own count."""
         terms: dict[str, torch.Tensor] = {}
         if self.config.bce:
             terms["bce"] = F.binary_cross_entropy_with_logits(logits, target)
         prob = torch.sigmoid(logits)
         tampered = label > 0.5
-        if self.config.dice and tampered.any():
+        count = float(tampered.sum()) if tampered_per_process is None else tampered_per_process
+        if self.config.dice and tampered.any() and count > 0:
             p, t = prob[tampered].flatten(1), target[tampered].flatten(1)
             dice = (2 * (p * t).sum(1) + 1.0) / (p.sum(1) + t.sum(1) + 1.0)
-            terms["dice"] = (1 - dice).mean()
+            terms["dice"] = (1 - dice).sum() / count
         if self.config.outside_box:
             outside = 1.0 - region
             terms["outside_box"] = (prob * outside).sum() / outside.sum().clamp(min=1.0)
