@@ -1,0 +1,99 @@
+"""Throughput of one process against two on this machine (docs/results.md): pseudo-labelling with
+``--shard`` and data-parallel training under ``torchrun`` (Gloo).
+
+    python benchmarks/scaling.py          # on an idle machine: these are wall-clock numbers
+
+Pseudo-labelling: the default teacher on the first N CASIA v1 training images, as one process with
+2 threads, then as two shards of 1 thread each at once (wall time from start to the last finish,
+process start-up included). Training: one epoch of native 256 px crops of CASIA v1 training
+images, EfficientNet-Lite0 + MGFM, global batch 8, as one process with 2 threads and as two Gloo
+processes of 1 thread each (samples per second of the training loop, from metrics.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, machine_line, markdown_table, update_results_section  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def _run_all(commands: list[list[str]], env_threads: int) -> float:
+    """Start the commands at once; wall seconds until the last one ends (each must succeed)."""
+    import os
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(env_threads)}
+    started = time.perf_counter()
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for c in commands]
+    for proc, command in zip(procs, commands, strict=True):
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"failed: {' '.join(command)}\n{err[-2000:]}")
+    return time.perf_counter() - started
+
+
+def pseudo_labelling(work: Path, data: Path, n: int) -> list[list]:
+    images = json.loads((data / "casia1_train" / "train.json").read_text())[:n]
+    listing = work / "subset.json"
+    listing.write_text(json.dumps([[str(data / "casia1_train" / a), str(data / "casia1_train" / b)]
+                                   for a, b in images]))
+    subprocess.run([BIN / "bpiml", "-q", "boxes", "-d", listing, "-o", work / "boxes.json"], check=True)
+    base = [str(BIN / "bpiml"), "-q", "pseudo-label", "-d", str(listing), "--boxes", str(work / "boxes.json")]
+    one = _run_all([base + ["-o", str(work / "pl1"), "--threads", "2"]], 2)
+    two = _run_all([base + ["-o", str(work / "pl2"), "--threads", "1", "--shard", f"{k}/2"] for k in range(2)], 1)
+    return [["pseudo-label (default teacher)", f"{n} images", n / one, n / two, one / two]]
+
+
+def training(work: Path, data: Path, samples: int) -> list[list]:
+    settings = ["--set", "student.resolution=native", "--set", f"optim.samples_per_epoch={samples}",
+                "--set", "optim.epochs=1", "--set", "optim.workers=1", "--set", "data.fit_limit=0",
+                "--set", "optim.device=cpu"]
+    args = ["train", "--train", str(data / "casia1_train" / "train.json"), "--supervision", "full", *settings]
+    _run_all([[str(BIN / "bpiml"), "-q", *args, "--out", str(work / "t1"), "--set", "optim.threads=2"]], 2)
+    _run_all([[str(BIN / "torchrun"), "--nproc_per_node=2", "--master-port=29611", "-m", "boxpromptiml", "-q",
+               *args, "--out", str(work / "t2"), "--set", "optim.threads=1"]], 1)
+
+    def rate(run: str) -> float:
+        with (work / run / "metrics.csv").open() as handle:
+            return float(next(csv.DictReader(handle))["samples_per_second"])
+
+    one, two = rate("t1"), rate("t2")
+    return [["train (full supervision, 256 px crops)", f"{samples} samples", one, two, two / one]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=40, help="images to pseudo-label (default 40)")
+    parser.add_argument("--samples", type=int, default=240, help="training samples (default 240)")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bpiml-scaling-"))
+    try:
+        rows = pseudo_labelling(work, DEFAULT_DATA, args.images) + training(work, DEFAULT_DATA, args.samples)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    markdown = ("## One process against two (this CPU)\n\n"
+                f"Measured with `python benchmarks/scaling.py` ({machine_line(threads=False)}), idle machine. "
+                "Pseudo-labelling: images per second of wall time, start-up included (`--shard 0/2` and `1/2` at "
+                "once, 1 thread each, against one process with 2 threads). Training: samples per second of the "
+                "training loop (`torchrun --nproc_per_node=2`, Gloo, 1 thread each, against one process with "
+                "2 threads), global batch 8.\n\n"
+                + markdown_table(["job", "size", "1 process /s", "2 processes /s", "speed-up"], rows) + "\n")
+    print(markdown)
+    if not args.no_write:
+        update_results_section("scaling", markdown)
+
+
+if __name__ == "__main__":
+    main()
