@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from boxpromptiml.boxes.from_masks import make_boxes
-from boxpromptiml.errors import ConfigError
+from boxpromptiml.errors import BPIMLError, ConfigError
 from boxpromptiml.pseudo_labels import generate_pseudo_labels
 from boxpromptiml.teachers import create_teacher
 from boxpromptiml.training import loop
@@ -213,3 +213,35 @@ def test_bf16_training_on_the_cpu(prepared, tmp_path):
     result = loop.train(_config(prepared, epochs=1, precision="bf16", device="cpu"), tmp_path / "run")
     rows = _rows(tmp_path / "run")
     assert result.epochs_done == 1 and np.isfinite(float(rows[0]["train_loss"]))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("optim.batch_size=0", "optim.batch_size must be >= 1"),
+    ("optim.lr=-1", "optim.lr must be > 0"),
+    ("optim.epochs=[", "optim.epochs: cannot read the value"),
+    ("optim.epochs=2.5", "optim.epochs must be a whole number"),
+    ("augment.jpeg=2", "augment.jpeg must be from 0 to 1"),
+    ("optim.max_minutes=0", "optim.max_minutes must be > 0"),
+    ("data.synthetic_fraction=abc", "data.synthetic_fraction: expected a number"),
+])
+def test_settings_are_validated_with_their_name(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig().override([setting])
+
+
+def test_zero_epochs_says_no_model_was_written(prepared, tmp_path):
+    result = loop.train(_config(prepared, epochs=0), tmp_path / "run")
+    assert "no model was written" in loop.run_summary(result) and not (tmp_path / "run" / "best").exists()
+
+
+def test_a_folder_without_a_finished_epoch_is_free_and_a_finished_run_can_be_extended(prepared, tmp_path):
+    broken = _config(prepared, epochs=1).to_dict()
+    broken["data"]["train"][0]["dataset"] = str(tmp_path / "typo.json")
+    with pytest.raises(BPIMLError):
+        loop.train(TrainConfig.from_dict(broken), tmp_path / "run")
+    assert (tmp_path / "run" / "config.json").is_file()
+    loop.train(_config(prepared, epochs=1), tmp_path / "run")  # the corrected command is not refused
+    result = loop.train(_config(prepared, epochs=2), tmp_path / "run")  # more epochs: continues
+    assert result.epochs_done == 2 and [r["epoch"] for r in _rows(tmp_path / "run")] == ["0", "1"]
+    with pytest.raises(ConfigError, match="another configuration"):
+        loop.train(_config(prepared, epochs=2, lr=1e-2), tmp_path / "run")

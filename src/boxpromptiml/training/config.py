@@ -122,7 +122,10 @@ class TrainConfig:
                 node = node[part]
             if leaf not in node:
                 raise ConfigError(f"unknown setting {path!r}; known here: {', '.join(node)}")
-            node[leaf] = yaml.safe_load(raw)
+            try:
+                node[leaf] = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: cannot read the value {raw!r} ({str(exc).splitlines()[0]})") from exc
         return TrainConfig.from_dict(data)
 
 
@@ -157,6 +160,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = _coerce(value, hint, f"{where}.{name}")
+    for name, value in kwargs.items():
+        _check_value(f"{where}.{name}".removeprefix("config."), value, hints[name])
     try:
         built = cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -164,6 +169,34 @@ def _build(cls: type, data: Any, where: str) -> Any:
     if cls is DataConfig:
         built = replace(built, supervision=Supervision(built.supervision))
     return built
+
+
+# Allowed ranges (inclusive; None = unbounded) of the numeric settings, checked when a config is built.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "optim.epochs": (0, None), "optim.samples_per_epoch": (1, None), "optim.max_minutes": (0, None),
+    "optim.batch_size": (1, None), "optim.lr": (0, None), "optim.encoder_lr_scale": (0, None),
+    "optim.weight_decay": (0, None), "optim.warmup_epochs": (0, None), "optim.workers": (0, 64),
+    "optim.threads": (1, 1024), "loss.bce": (0, None), "loss.dice": (0, None), "loss.outside_box": (0, None),
+    "augment.hflip": (0, 1), "augment.scale_min": (0.05, 1), "augment.colour": (0, 1), "augment.jpeg": (0, 1),
+    "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "data.val_limit": (1, None),
+    "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1),
+}
+POSITIVE = {"optim.lr", "optim.max_minutes"}  # their lower bound is excluded
+
+
+def _check_value(path: str, value: Any, hint: Any) -> None:
+    """A clear error naming the setting when a value has the wrong type or lies outside its range."""
+    numeric = {int: "a whole number", float: "a number"}
+    base = next((t for t in (int, float) if hint in (t, t | None)), None)
+    if base is None or (value is None and hint == base | None):
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or (base is int and not float(value).is_integer()):
+        raise ConfigError(f"{path} must be {numeric[base]}, got {value!r}")
+    low, high = RANGES.get(path, (None, None))
+    strict = path in POSITIVE
+    if (low is not None and (value < low or (strict and value == low))) or (high is not None and value > high):
+        allowed = f"{'>' if strict else '>='} {low}" if high is None else f"from {low} to {high}"
+        raise ConfigError(f"{path} must be {allowed}, got {value!r}")
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:

@@ -97,19 +97,28 @@ INVOCATION_SETTINGS = {"max_minutes", "workers", "threads", "device"}
 
 
 def _check_run_folder(run_dir: Path, config: TrainConfig, write: bool = True) -> None:
-    """Refuse a folder that holds another run; record this invocation's config (when ``write``)."""
+    """Refuse a folder that holds another run; record this invocation's config (when ``write``).
+
+    A folder whose run never finished an epoch is free to reuse (e.g. after a typo in a path). A
+    finished run may be given more epochs: it continues, with the learning-rate schedule stretched
+    over the new budget from where it stands."""
     saved = run_dir / "config.json"
     wanted = config.to_dict()
-    if saved.is_file():
+    if saved.is_file() and (run_dir / "last" / STATE).is_file():
         existing = read_json(saved)
 
-        def run_part(settings: dict) -> dict:
-            optim = {k: v for k, v in settings.get("optim", {}).items() if k not in INVOCATION_SETTINGS}
+        def run_part(settings: dict, keep_epochs: bool = True) -> dict:
+            optim = {k: v for k, v in settings.get("optim", {}).items()
+                     if k not in INVOCATION_SETTINGS and (keep_epochs or k != "epochs")}
             return {**settings, "optim": optim}
 
-        if run_part(existing) != run_part(wanted):
+        if run_part(existing, keep_epochs=False) != run_part(wanted, keep_epochs=False):
             raise ConfigError(f"{run_dir} holds a run with another configuration (see {saved}); "
                               "use a new --out folder to start a different run")
+        before, after = existing.get("optim", {}).get("epochs"), wanted["optim"]["epochs"]
+        if before != after:
+            log.warning("%s: the budget changes from %s to %s epochs; the run continues after its last finished "
+                        "epoch, with the learning-rate schedule stretched over the new budget", run_dir, before, after)
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(saved, wanted)
