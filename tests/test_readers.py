@@ -162,6 +162,24 @@ def test_coco_file_given_as_dataset_gets_a_hint(tmp_path):
         load_dataset(tmp_path / "c.json")
 
 
+def test_coco_non_finite_boxes_are_dropped_by_name(layout, caplog):
+    text = ('{"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 6}], "annotations": ['
+            '{"image_id": 1, "bbox": [NaN, 1, 2, 2]}, {"image_id": 1, "bbox": [1, 1, Infinity, 2]}, '
+            '{"image_id": 1, "bbox": [1, 1, 2, 2]}]}')
+    (layout / "c.json").write_text(text)
+    coco = read_coco_boxes(layout / "c.json")
+    assert coco.boxes["a.jpg"] == [Box(1, 1, 3, 3)]
+    assert sum("finite" in note for note in coco.fixups) == 2 and "annotations[0] (a.jpg)" in caplog.text
+
+
+def test_coco_images_outside_the_dataset_are_counted(layout, caplog):
+    coco_json = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "elsewhere/zz1.jpg"},
+                            {"id": 3, "file_name": "zz2.jpg"}], "annotations": []}
+    (layout / "c.json").write_text(json.dumps(coco_json))
+    attach_boxes(load_dataset(layout), read_coco_boxes(layout / "c.json"))
+    assert "2 of its 3 image(s) are not in" in caplog.text and "zz2.jpg" in caplog.text
+
+
 def test_coco_matching_nothing_fails(layout):
     (layout / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "zzz.jpg"}], "annotations": []}))
     with pytest.raises(DataError, match="none of its"):
@@ -171,12 +189,15 @@ def test_coco_matching_nothing_fails(layout):
 def test_shared_datasets_load(shared_data):
     counts = {}
     for spec in ["coverage", "coverage/train.json", "coverage/test.json", "coverage/authentic.json",
-                 "casia1_dev", "casia1_dev/test.json", "casia1_dev/authentic.json", "bsds500"]:
+                 "casia1_dev", "casia1_dev/test.json", "casia1_dev/authentic.json", "casia1_train/train.json",
+                 "casia1_train/authentic.json", "bsds500"]:
         ds = load_dataset(shared_data / spec)
         counts[spec] = (len(ds.tampered), len(ds.authentic))
     assert counts["coverage/train.json"] == (70, 0)
     assert counts["coverage/test.json"] == (30, 0)
-    assert counts["casia1_dev/test.json"] == (200, 0)
-    assert counts["casia1_dev/authentic.json"] == (0, 100)
+    assert counts["casia1_dev/test.json"] == (203, 0)
+    assert counts["casia1_dev/authentic.json"] == (0, 165)
+    assert counts["casia1_train/train.json"] == (479, 0)
+    assert counts["casia1_train/authentic.json"] == (0, 301)
     assert counts["bsds500"] == (0, 500)
     assert counts["coverage"] == (100, 100)

@@ -10,6 +10,7 @@ file name.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -56,6 +57,9 @@ def read_coco_boxes(path: PathLike) -> CocoBoxes:
         if ann.get("image_id") not in by_id:
             raise DataError(f"{path}: annotations[{i}] refers to unknown image_id {ann.get('image_id')!r}")
         name = by_id[ann["image_id"]]
+        if not all(math.isfinite(v) for v in bbox):
+            result.fixups.append(f"annotations[{i}] ({name}): box {bbox} is not made of finite numbers; dropped")
+            continue
         box = Box.from_xywh(*bbox)
         if name in result.sizes:
             height, width = result.sizes[name]
@@ -86,6 +90,11 @@ def attach_boxes(dataset: Dataset, coco: CocoBoxes, source: str = "boxes") -> Da
             boxes = by_basename.get(sample.image.name)
         if boxes is not None:
             matched[sample.name] = boxes
+    known = {dataset.relative_name(s) for s in dataset} | {s.image.name for s in dataset}
+    foreign = sorted(n for n in coco.boxes if n not in known and PurePosixPath(n).name not in known)
+    if foreign:
+        log.warning("%s: %d of its %d image(s) are not in %s and are ignored (e.g. %s)", source, len(foreign),
+                    len(coco.boxes), dataset.source, ", ".join(foreign[:5]))
     unannotated = [s.image.name for s in dataset.tampered if s.name not in matched]
     if unannotated:
         log.warning("%s: %d tampered image(s) have no entry in %s (e.g. %s)", dataset.source, len(unannotated),
