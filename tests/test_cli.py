@@ -35,3 +35,23 @@ def test_toy_boxes_evaluate_pipeline(tmp_path):
 def test_console_script_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "boxpromptiml.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "evaluate" in out.stdout
+
+
+def test_exit_code_rule_train_and_evaluate_record_skipped_images(toy_dataset, tmp_path):
+    """0 = done, 1 = done but inputs were skipped (and listed), 2 = error."""
+    import json
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset.root, root)
+    broken = sorted((root / "Au").iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated
+    args = ["train", "--out", str(tmp_path / "run"), "--train", str(root / "dataset.json"), "--supervision", "full",
+            "--set", "optim.epochs=1", "--set", "student.input_size=64", "--set", "optim.workers=0",
+            "--set", "student.encoder_init=random"]
+    assert main(args) == 1
+    assert broken.stem in json.loads((tmp_path / "run" / "skipped_images.json").read_text())
+    assert main(["evaluate", "-d", str(root / "dataset.json"), "--model", str(tmp_path / "run"),
+                 "--json", str(tmp_path / "e.json")]) == 1
+    assert broken.stem in json.loads((tmp_path / "e.json").read_text())["skipped"]
+    assert main(["train", "--out", str(tmp_path / "x"), "--train", str(tmp_path / "missing.json")]) == 2

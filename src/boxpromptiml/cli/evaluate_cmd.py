@@ -58,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
         if decision is not None:
             print(f"image verdicts at the model's calibrated threshold: {decision.describe()}")
     print(report.format_table())
-    if args.json:
-        write_json_atomic(args.json, report.to_dict(per_image=args.per_image))
+    if args.json:  # a score over fewer images is another score: the skipped ones are part of the record
+        write_json_atomic(args.json, {**report.to_dict(per_image=args.per_image), "skipped": run_.failures})
     return report_failures(run_, "evaluate")

@@ -62,5 +62,6 @@ def run(args: argparse.Namespace) -> int:
         data["val"] = args.val
     if args.supervision:
         data["supervision"] = args.supervision
-    print(run_summary(train(TrainConfig.from_dict(settings), args.out)))
-    return 0
+    result = train(TrainConfig.from_dict(settings), args.out)
+    print(run_summary(result))
+    return 1 if result.skipped_images else 0  # the README's rule: 1 = finished, but some inputs were skipped
