@@ -27,6 +27,7 @@ VARIANTS = {
     "MGFM, memory off": {"use_memory": False},
     "MGFM, gates off": {"use_gates": False},
     "plain FPN (no MGFM)": {"fusion": "fpn"},
+    "MGFM + SRM residual branch": {"residual": "srm"},
 }
 
 

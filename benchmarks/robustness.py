@@ -1,7 +1,7 @@
 """Robustness of the default (shipped) model on both test sets (writes docs/results.md).
 
     python benchmarks/robustness.py                  # shipped model, CASIA v1 dev + COVERAGE test
-    python benchmarks/robustness.py --model runs/protocol/runs/method
+    python benchmarks/robustness.py --model runs/v2/runs/method
 
 Same levels as `bpiml robustness`; pixel F1 at 0.5 (mean over tampered images), pixel AUC,
 image AUC (with the sets' authentic images).
@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import DEFAULT_DATA, REPO, machine_line, markdown_table, update_results_section  # noqa: E402
-from protocol import test_datasets  # noqa: E402
 
+from benchmarks.protocol.layout import test_datasets  # noqa: E402
 from boxpromptiml.deployment.predictor import load_predictor  # noqa: E402
 from boxpromptiml.deployment.shipped import shipped_note  # noqa: E402
 from boxpromptiml.evaluation.robustness import (  # noqa: E402

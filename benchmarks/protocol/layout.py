@@ -47,11 +47,15 @@ class Layout:
         return self.work / "runs" / name
 
 
-def test_datasets(data: Path) -> dict[str, Dataset]:
+def test_datasets(data: Path, limit: int | None = None) -> dict[str, Dataset]:
+    """The test sets, tampered + authentic (``limit``: the first N tampered and N/2 authentic images)."""
     out = {}
     for name, (tampered, authentic, first_id) in TEST_SETS.items():
         tp, au = load_dataset(data / tampered), load_dataset(data / authentic)
         if first_id is not None:
             au = au.replace_samples([s for s in au if int(s.name) >= first_id])
-        out[name] = tp.replace_samples(tp.samples + au.samples)
+        tp_samples, au_samples = tp.samples, au.samples
+        if limit is not None:
+            tp_samples, au_samples = tp_samples[:limit], au_samples[: max(2, limit // 2)]
+        out[name] = tp.replace_samples(tp_samples + au_samples)
     return out
