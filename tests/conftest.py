@@ -17,6 +17,21 @@ def toy_dataset(tmp_path_factory):
     return make_toy_dataset(tmp_path_factory.mktemp("toy"), n_tampered=8, n_authentic=4, size=(96, 128))
 
 
+@pytest.fixture(scope="session")
+def prepared(toy_dataset, tmp_path_factory):
+    """The toy dataset with simulated boxes and GrabCut pseudo labels (a fast teacher), as training sources."""
+    from boxpromptiml.boxes.from_masks import make_boxes
+    from boxpromptiml.data import attach_boxes, read_coco_boxes
+    from boxpromptiml.pseudo_labels import generate_pseudo_labels
+    from boxpromptiml.teachers import create_teacher
+
+    folder = tmp_path_factory.mktemp("prepared")
+    make_boxes(toy_dataset, folder / "boxes.json")
+    boxed = attach_boxes(toy_dataset, read_coco_boxes(folder / "boxes.json"))
+    generate_pseudo_labels(boxed, create_teacher("grabcut"), folder / "pl")
+    return {"dataset": str(toy_dataset.source), "boxes": str(folder / "boxes.json"), "pl": str(folder / "pl")}
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real datasets in ../shared/data; tests using it skip when it is absent."""

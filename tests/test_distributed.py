@@ -5,7 +5,6 @@ import json
 import os
 import socket
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -55,20 +54,6 @@ def _worker(rank: int, world: int, port: int, config: dict, run_dir: str, log_di
 def _run_ddp(config: dict, run_dir, log_dir, world: int = 2) -> None:
     mp.start_processes(_worker, args=(world, _free_port(), config, str(run_dir), str(log_dir)), nprocs=world,
                        start_method="spawn")
-
-
-@pytest.fixture(scope="module")
-def prepared(toy_dataset, tmp_path_factory):
-    from boxpromptiml.boxes.from_masks import make_boxes
-    from boxpromptiml.data import attach_boxes, read_coco_boxes
-    from boxpromptiml.pseudo_labels import generate_pseudo_labels
-    from boxpromptiml.teachers import create_teacher
-
-    folder = tmp_path_factory.mktemp("ddp")
-    make_boxes(toy_dataset, folder / "boxes.json")
-    boxed = attach_boxes(toy_dataset, read_coco_boxes(folder / "boxes.json"))
-    generate_pseudo_labels(boxed, create_teacher("grabcut"), folder / "pl")
-    return {"dataset": str(toy_dataset.source), "boxes": str(folder / "boxes.json"), "pl": str(folder / "pl")}
 
 
 def _assert_same_weights(a, b):

@@ -10,27 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boxpromptiml.boxes.from_masks import make_boxes
 from boxpromptiml.errors import BPIMLError, ConfigError
-from boxpromptiml.pseudo_labels import generate_pseudo_labels
-from boxpromptiml.teachers import create_teacher
 from boxpromptiml.training import loop
 from boxpromptiml.training.augment import augment, jpeg_recompress
 from boxpromptiml.training.checkpoint import load_student
 from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig
 from boxpromptiml.training.losses import DistillationLoss
-
-
-@pytest.fixture(scope="module")
-def prepared(toy_dataset, tmp_path_factory):
-    """Toy dataset + simulated boxes + GrabCut pseudo labels (fast teacher)."""
-    folder = tmp_path_factory.mktemp("prepared")
-    from boxpromptiml.data import attach_boxes, read_coco_boxes
-
-    make_boxes(toy_dataset, folder / "boxes.json")
-    boxed = attach_boxes(toy_dataset, read_coco_boxes(folder / "boxes.json"))
-    generate_pseudo_labels(boxed, create_teacher("grabcut"), folder / "pl")
-    return {"dataset": str(toy_dataset.source), "boxes": str(folder / "boxes.json"), "pl": str(folder / "pl")}
 
 
 def _config(prepared, epochs=2, supervision="pseudo", workers=0, **optim):
