@@ -56,8 +56,8 @@ def make_boxes(
         out, done,
         boxes_by_name={name: boxes for name, (_, boxes) in run.results.items()},
         sizes_by_name={name: size for name, (size, _) in run.results.items()},
-        info={"description": "coarse boxes simulated from masks by boxpromptiml", "simulation": config.to_dict(),
-              "dataset": dataset.source},
+        info={"generator": "bpiml boxes", "description": "coarse boxes simulated from masks by boxpromptiml",
+              "simulation": config.to_dict(), "dataset": dataset.source},
     )
     if filled_masks_dir is not None:
         for sample in done:  # authentic images get an all-zero map, so the folder is complete

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..boxes.from_masks import make_boxes
 from ..boxes.simulate import BoxSimulationConfig
-from .common import add_dataset_option, add_resize_masks_option, dataset_from_args, report_failures
+from ..outputs import check_not_an_input, claim_output_dir, claim_output_file
+from .common import (
+    add_dataset_option,
+    add_overwrite_option,
+    add_resize_masks_option,
+    dataset_from_args,
+    input_files,
+    report_failures,
+)
 
 DEFAULTS = BoxSimulationConfig()
 
@@ -39,13 +48,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="also write each image's filled boxes as an 8-bit map (the 'box' baseline; "
                         "all zero for authentic images)")
     add_resize_masks_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = BoxSimulationConfig(margin=args.margin, jitter=args.jitter, min_area=args.min_area,
                                  merge_gap=args.merge_gap, seed=args.seed)
-    run_ = make_boxes(dataset_from_args(args), args.out, config, args.resize_masks, args.filled_masks)
+    dataset = dataset_from_args(args)
+    check_not_an_input(Path(args.out), input_files(args, dataset), "box file")
+    claim_output_file(Path(args.out), "boxes", args.overwrite)
+    if args.filled_masks:
+        check_not_an_input(Path(args.filled_masks), input_files(args, dataset), "--filled-masks folder")
+        claim_output_dir(Path(args.filled_masks), "boxes", args.overwrite)
+    run_ = make_boxes(dataset, args.out, config, args.resize_masks, args.filled_masks)
     n_boxes = sum(len(boxes) for _, boxes in run_.results.values())
     print(f"wrote {n_boxes} boxes for {len(run_.results)} images to {args.out}")
     return report_failures(run_, "boxes")

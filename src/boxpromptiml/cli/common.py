@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
+from ..outputs import dataset_inputs
 from ..runner import SampleRun
 
 
@@ -23,6 +25,19 @@ def add_resize_masks_option(parser: argparse.ArgumentParser) -> None:
         "--resize-masks", action="store_true",
         help="resize masks whose size differs from their image (nearest neighbour) instead of failing",
     )
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an output folder (or over a file) that bpiml did not make; outputs that "
+                             "are, hold or lie inside an input are refused even so")
+
+
+def input_files(args: argparse.Namespace, dataset: Dataset) -> list[Path]:
+    """Everything a command reads: the dataset's images and masks, its list files, and --boxes."""
+    specs = [Path(d) for d in getattr(args, "dataset", None) or []]
+    boxes = [Path(args.boxes)] if isinstance(getattr(args, "boxes", None), str) else []
+    return dataset_inputs(dataset) + specs + boxes
 
 
 def add_shard_option(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import torch
 
@@ -11,16 +12,18 @@ from ..data.readers import load_datasets
 from ..deployment.calibrate import calibrate_model
 from ..deployment.complexity import format_complexity, measure
 from ..deployment.export import export_onnx
-from ..deployment.predict_files import predict_files
+from ..deployment.predict_files import expand_inputs, predict_files
 from ..deployment.predictor import load_predictor
 from ..deployment.shipped import shipped_model_dir
 from ..devices import DEVICE_HELP
 from ..errors import BPIMLError, ConfigError
+from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_json_atomic
+from ..outputs import check_not_an_input, claim_output_dir
 from ..sharding import resolve_shard
 from ..student.model import StudentConfig, build_student
 from ..training.checkpoint import load_student
-from .common import add_shard_option, report_failures
+from .common import add_overwrite_option, add_shard_option, report_failures
 
 MODEL_HELP = "run or checkpoint folder from bpiml train (default: the model shipped with the package)"
 
@@ -46,6 +49,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlays", action="store_true", help="also write overlay pictures to OUT/overlays/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
     add_shard_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run_predict)
 
     p = sub.add_parser("calibrate", help="set a model's image-level threshold to a stated false-alarm rate",
@@ -82,6 +86,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
+    inputs = expand_inputs(args.inputs)
+    check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()], "output folder")
+    claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
     predictor = load_predictor(args.model, args.backend, args.device)
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
                            resolve_shard(args.shard))

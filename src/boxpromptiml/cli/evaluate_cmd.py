@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
@@ -11,7 +12,8 @@ from ..errors import ConfigError
 from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir, evaluate_predictor
 from ..evaluation.metrics import DEFAULT_THRESHOLD
 from ..fileio import write_json_atomic
-from .common import add_dataset_option, add_resize_masks_option, dataset_from_args, report_failures
+from ..outputs import check_not_an_input
+from .common import add_dataset_option, add_resize_masks_option, dataset_from_args, input_files, report_failures
 from .deploy_cmds import add_model_option
 
 
@@ -42,6 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
+    if args.json:
+        check_not_an_input(Path(args.json), input_files(args, dataset), "--json file")
     if args.tampered_only:
         dataset = dataset.replace_samples(dataset.tampered)
     if args.pred and args.model:

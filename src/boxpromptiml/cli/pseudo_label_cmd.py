@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from ..data.coco import attach_boxes, read_coco_boxes
 from ..devices import DEVICE_HELP, resolve_device
 from ..errors import ConfigError
-from ..pseudo_labels.generate import generate_pseudo_labels
+from ..outputs import check_not_an_input, claim_output_dir
+from ..pseudo_labels.generate import MANIFEST_NAME, generate_pseudo_labels
 from ..sharding import resolve_shard
 from ..teachers import (
     TEACHERS,
@@ -23,7 +25,14 @@ from ..teachers import (
     create_teacher,
     default_settings,
 )
-from .common import add_dataset_option, add_shard_option, dataset_from_args, report_failures
+from .common import (
+    add_dataset_option,
+    add_overwrite_option,
+    add_shard_option,
+    dataset_from_args,
+    input_files,
+    report_failures,
+)
 
 
 def _crop_context(text: str) -> float | None:
@@ -87,11 +96,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     add_teacher_options(p)
     add_shard_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
+    check_not_an_input(Path(args.out), input_files(args, dataset), "output folder")
+    claim_output_dir(Path(args.out), "pseudo-label", args.overwrite, evidence=(MANIFEST_NAME,))
     teacher = teacher_from_args(args)
     shard = resolve_shard(args.shard)
     result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes), shard=shard)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..data.readers import write_imdl_json
 from ..data.splits import split_by_source
-from .common import add_dataset_option, dataset_from_args
+from ..outputs import check_not_an_input, claim_output_dir
+from .common import add_dataset_option, add_overwrite_option, dataset_from_args, input_files
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.15,
                    help="share of tampered (and of authentic) images for validation (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_overwrite_option(p)
     p.set_defaults(run=run)
 
 
@@ -30,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     train, val = split_by_source(dataset, args.val_fraction, args.seed)
     out = Path(args.out)
+    check_not_an_input(out, input_files(args, dataset), "output folder")
+    claim_output_dir(out, "split", args.overwrite)
     for part, name in ((train, "train.json"), (val, "val.json")):
         write_imdl_json(part, out / name)
         print(f"{out / name}: {len(part.tampered)} tampered + {len(part.authentic)} authentic")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ..outputs import check_not_an_input, claim_output_dir
 from ..training.config import Supervision, TrainConfig, load_config
 from ..training.loop import run_summary, train
+from .common import add_overwrite_option
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", action="append", default=[], metavar="D", help="validation dataset (repeatable)")
     p.add_argument("--supervision", choices=[s.value for s in Supervision],
                    help="targets: pseudo (teacher masks, default), full (ground truth), box (filled boxes)")
+    add_overwrite_option(p)
     p.set_defaults(run=run)
 
 
@@ -62,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         data["val"] = args.val
     if args.supervision:
         data["supervision"] = args.supervision
-    result = train(TrainConfig.from_dict(settings), args.out)
+    config = TrainConfig.from_dict(settings)
+    inputs = [Path(p) for s in config.data.train for p in (s.dataset, s.boxes, s.pseudo_labels) if p]
+    check_not_an_input(Path(args.out), inputs + [Path(v) for v in config.data.val], "run folder")
+    claim_output_dir(Path(args.out), "train", args.overwrite, evidence=("config.json",))
+    result = train(config, args.out)
     print(run_summary(result))
     return 1 if result.skipped_images else 0  # the README's rule: 1 = finished, but some inputs were skipped

@@ -1,0 +1,66 @@
+"""Guards that keep a command's outputs off the user's own files.
+
+Every command that writes checks, before it writes anything, that its output is not one of its
+inputs, does not hold one, and does not lie inside an input folder (``predict photos/ --out
+photos/`` or ``pseudo-label ... -o data/Gt`` would replace the user's images or masks). It also
+refuses to write into a folder, or over a file, that it did not make itself, unless
+``--overwrite`` says so: folders it makes carry a small marker file, and files carry a
+``generator`` entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ConfigError
+from .fileio import write_json_atomic
+
+MARKER = ".bpiml-output.json"
+OVERWRITE_HINT = "choose another output, or pass --overwrite to write there anyway"
+
+
+def check_not_an_input(out: Path, inputs: Iterable[Path], what: str = "output") -> None:
+    """Refuse ``out`` when it is an input, holds an input, or lies inside an input folder."""
+    target = Path(out).resolve()
+    for path in inputs:
+        source = Path(path).resolve()
+        if target == source:
+            raise ConfigError(f"the {what} {out} is one of the inputs; it would be overwritten. Choose another output")
+        if target in source.parents:
+            raise ConfigError(f"the {what} {out} holds the input {path}, which could be overwritten. "
+                              "Choose another output")
+        if source.is_dir() and source in target.parents:
+            raise ConfigError(f"the {what} {out} lies inside the input folder {path}. Choose another output")
+
+
+def claim_output_dir(out: Path, command: str, overwrite: bool = False, evidence: tuple[str, ...] = ()) -> None:
+    """Make sure ``out`` is new, empty, or a folder bpiml wrote (marker, or one of the ``evidence`` files that
+    only ``command`` writes); then mark it."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"the output folder {out} is a file")
+    ours = (out / MARKER).is_file() or any((out / name).is_file() for name in evidence)
+    if out.is_dir() and not ours and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} already holds files that bpiml {command} did not write; {OVERWRITE_HINT}")
+    if not (out / MARKER).is_file():
+        write_json_atomic(out / MARKER, {"written_by": f"bpiml {command}"})
+
+
+def claim_output_file(out: Path, command: str, overwrite: bool = False) -> dict:
+    """Make sure the JSON file ``out`` is new or was written by bpiml; returns the ``info`` entry to write."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        try:
+            info = json.loads(out.read_text(encoding="utf-8")).get("info", {})
+        except (OSError, ValueError, AttributeError):
+            info = {}
+        if not str(info.get("generator", "")).startswith("bpiml"):
+            raise ConfigError(f"{out} exists and was not written by bpiml; {OVERWRITE_HINT}")
+    return {"generator": f"bpiml {command}"}
+
+
+def dataset_inputs(dataset) -> list[Path]:
+    """Every file a dataset reads: its images and masks."""
+    return [p for s in dataset for p in (s.image, s.mask) if p is not None]
