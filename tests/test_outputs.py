@@ -50,3 +50,40 @@ def test_foreign_folders_and_files_need_overwrite(data, tmp_path):
     assert main(["boxes", "-d", listing, "-o", str(tmp_path / "theirs.json")]) == 2
     assert main(["boxes", "-d", listing, "-o", str(tmp_path / "b.json")]) == 0
     assert main(["boxes", "-d", listing, "-o", str(tmp_path / "b.json")]) == 0  # written by bpiml: fine
+
+
+def test_a_second_writer_on_one_folder_is_refused_and_stale_locks_do_not_block(data, tmp_path, capsys):
+    import multiprocessing
+
+    from boxpromptiml.outputs import folder_lock
+
+    listing = str(data / "dataset.json")
+    assert main(["boxes", "-d", listing, "-o", str(tmp_path / "b.json")]) == 0
+    args = ["pseudo-label", "-d", listing, "--boxes", str(tmp_path / "b.json"), "--teacher", "box",
+            "-o", str(tmp_path / "pl")]
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.get_context("fork").Process(target=_hold, args=(tmp_path / "pl", ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        assert main(args) == 2
+        assert f"bpiml pid {holder.pid}" in capsys.readouterr().err
+    finally:
+        release.set()
+        holder.join(30)
+    (tmp_path / "pl" / ".pseudo-label.lock").write_text("bpiml pid 999999 on a machine long gone")  # stale
+    assert main(args) == 0
+    with folder_lock(tmp_path / "run", "train"):  # training takes the same kind of lock
+        with pytest.raises(Exception, match="is being written by"):
+            from boxpromptiml.outputs import folder_lock as again
+
+            with again(tmp_path / "run", "train"):
+                pass
+
+
+def _hold(folder, ready, release):
+    from boxpromptiml.outputs import folder_lock
+
+    with folder_lock(folder, "pseudo-label"):
+        ready.set()
+        release.wait(30)

@@ -10,8 +10,12 @@ refuses to write into a folder, or over a file, that it did not make itself, unl
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Iterable
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError
@@ -42,7 +46,10 @@ def claim_output_dir(out: Path, command: str, overwrite: bool = False, evidence:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"the output folder {out} is a file")
     ours = (out / MARKER).is_file() or any((out / name).is_file() for name in evidence)
-    if out.is_dir() and not ours and any(out.iterdir()) and not overwrite:
+    own_files = (MARKER, *evidence)
+    foreign = out.is_dir() and any(p for p in out.iterdir()
+                                   if p.name not in own_files and not (p.name.startswith(".") and p.suffix == ".lock"))
+    if foreign and not ours and not overwrite:
         raise ConfigError(f"{out} already holds files that bpiml {command} did not write; {OVERWRITE_HINT}")
     if not (out / MARKER).is_file():
         write_json_atomic(out / MARKER, {"written_by": f"bpiml {command}"})
@@ -64,3 +71,30 @@ def claim_output_file(out: Path, command: str, overwrite: bool = False) -> dict:
 def dataset_inputs(dataset) -> list[Path]:
     """Every file a dataset reads: its images and masks."""
     return [p for s in dataset for p in (s.image, s.mask) if p is not None]
+
+
+@contextmanager
+def folder_lock(folder: Path, name: str = "bpiml") -> Iterator[None]:
+    """Hold ``folder/.NAME.lock`` while writing there: a second process on the same folder gets a clear
+    error naming the holder. The lock is the OS's (flock), so it is released even when its holder is
+    killed: a stale lock file from a dead process never blocks a later run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".{name}.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(f"{folder} is being written by {holder}; wait for it to finish or stop it "
+                              f"(lock: {path})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"bpiml pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -12,7 +12,7 @@ import torch
 from ..data.coco import attach_boxes, read_coco_boxes
 from ..devices import DEVICE_HELP, resolve_device
 from ..errors import ConfigError
-from ..outputs import check_not_an_input, claim_output_dir
+from ..outputs import check_not_an_input, claim_output_dir, folder_lock
 from ..pseudo_labels.generate import MANIFEST_NAME, generate_pseudo_labels
 from ..sharding import resolve_shard
 from ..teachers import (
@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     claim_output_dir(Path(args.out), "pseudo-label", args.overwrite, evidence=(MANIFEST_NAME,))
     teacher = teacher_from_args(args)
     shard = resolve_shard(args.shard)
-    result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes), shard=shard)
+    with folder_lock(Path(args.out), f"pseudo-label-{shard.tag}" if shard else "pseudo-label"):
+        result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes), shard=shard)
     part = f" (shard {shard})" if shard else ""
     print(f"pseudo-label ({teacher.name}){part}: {result.summary()}; masks in {args.out}")
     return report_failures(result, "pseudo-label")

@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
 from ..fileio import write_json_atomic, write_text_atomic
+from ..outputs import folder_lock
 from ..runner import run_per_sample
 from ..student.inference import predict_image, torch_runner
 from ..student.model import Resolution, Student, build_student
@@ -186,9 +188,15 @@ def _set_train_mode(model: Student, freeze_batchnorm: bool) -> None:
 
 
 def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
-    """Train (or resume) a student as ``config`` says, writing the run folder (rank 0 only under torchrun)."""
+    """Train (or resume) a student as ``config`` says, writing the run folder (rank 0 only under torchrun,
+    holding the folder's lock, so that a second run on the same folder is refused)."""
     run_dir = Path(run_dir)
     ctx, device = distributed.setup(config.optim.device)
+    with folder_lock(run_dir, "train") if ctx.is_main else nullcontext():
+        return _train(config, run_dir, ctx, device)
+
+
+def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, device: torch.device) -> TrainResult:
     _check_run_folder(run_dir, config, write=ctx.is_main)
     torch.set_num_threads(max(1, config.optim.threads))
     items, skipped = _readable_items(collect_items(config.data.train, config.data.supervision))
