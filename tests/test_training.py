@@ -230,3 +230,19 @@ def test_a_folder_without_a_finished_epoch_is_free_and_a_finished_run_can_be_ext
     assert result.epochs_done == 2 and [r["epoch"] for r in _rows(tmp_path / "run")] == ["0", "1"]
     with pytest.raises(ConfigError, match="another configuration"):
         loop.train(_config(prepared, epochs=2, lr=1e-2), tmp_path / "run")
+
+
+def test_one_truncated_pseudo_mask_is_skipped_and_listed(prepared, tmp_path):
+    import shutil
+
+    pl = tmp_path / "pl"
+    shutil.copytree(prepared["pl"], pl)
+    victim = sorted(pl.glob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:30])
+    config = _config({**prepared, "pl": str(pl)}, epochs=1, workers=2, samples_per_epoch=24)
+    result = loop.train(config.override(["data.max_bad_fraction=0.2"]), tmp_path / "run")  # 1 of 12 items is bad
+    assert result.epochs_done == 1
+    assert victim.stem in json.loads((tmp_path / "run" / "skipped_samples.json").read_text())
+    strict = _config({**prepared, "pl": str(pl)}, epochs=1, samples_per_epoch=24).override(["data.max_bad_fraction=0"])
+    with pytest.raises(BPIMLError, match="could not be read"):
+        loop.train(strict, tmp_path / "strict")

@@ -119,10 +119,21 @@ class TrainingSet(TorchDataset):
         region = boxes_to_mask(item.sample.boxes, shape) if item.sample.boxes else np.ones(shape, np.float32)
         return image, target, region, item.sample.is_tampered
 
-    def __getitem__(self, key: tuple[int, int, int] | int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int, int] | int) -> dict[str, torch.Tensor | str]:
+        """The sample of ``key``. An item whose image or target cannot be read is replaced by the next
+        readable one, and named in the sample's ``skipped`` entry, so one bad file never stops a run."""
         epoch, draw, index = key if isinstance(key, tuple) else (0, key, key)
         rng = np.random.default_rng([self.seed, epoch, draw])
-        image, target, region, tampered = self._item(index, rng)
+        skipped = ""
+        for attempt in range(min(len(self.items), 8)):
+            try:
+                image, target, region, tampered = self._item(index, rng)
+                break
+            except DataError as exc:
+                if index == SYNTHETIC or attempt == min(len(self.items), 8) - 1:
+                    raise
+                skipped = skipped or f"{self.items[index].sample.name}: {exc}"
+                index = (index + 1) % len(self.items)
         if self.native:
             image, target, region = native_crop([image, target, region], self.size, rng)
         if self.augment_config is not None:
@@ -132,7 +143,8 @@ class TrainingSet(TorchDataset):
         else:
             tensors = (image_to_input(image, self.size), map_to_tensor(target, self.size),
                        map_to_tensor(region, self.size))
-        return {"image": tensors[0], "target": tensors[1], "region": tensors[2], "label": torch.tensor(float(tampered))}
+        return {"image": tensors[0], "target": tensors[1], "region": tensors[2], "label": torch.tensor(float(tampered)),
+                "skipped": skipped}
 
 
 class EpochSampler(torch.utils.data.Sampler):

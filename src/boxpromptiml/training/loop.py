@@ -87,8 +87,11 @@ def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervis
     runner = torch_runner(model)
     scores = []
     for item in items:
-        image = read_image(item.sample.image)
-        target = load_target(item, supervision, image.shape[:2]) > 0.5
+        try:
+            image = read_image(item.sample.image)
+            target = load_target(item, supervision, image.shape[:2]) > 0.5
+        except DataError:  # listed by the training loop's BadSamples when it meets it
+            continue
         prob = predict_image(runner, model.config, image).probability
         scores.append(M.f1(M.confusion(prob, target)))
     return float(np.mean(scores)) if scores else None
@@ -162,6 +165,33 @@ def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
         return []
     with path.open(newline="", encoding="utf-8") as handle:
         return [row for row in csv.DictReader(handle) if before_epoch is None or int(row["epoch"]) < before_epoch]
+
+
+class BadSamples:
+    """Training samples that could not be read (e.g. a truncated pseudo mask): each is replaced by another
+    item, warned about once, and listed in ``skipped_samples.json``; the run stops only when more than
+    ``max_fraction`` of an epoch's draws failed."""
+
+    def __init__(self, path: Path | None, max_fraction: float) -> None:
+        self.path, self.max_fraction = path, max_fraction
+        self.reasons: dict[str, str] = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        self.in_epoch = 0
+
+    def note(self, entries: list[str]) -> None:
+        for entry in filter(None, entries):
+            name, _, reason = entry.partition(": ")
+            if name not in self.reasons:
+                log.warning("skipping an unreadable training sample (listed in skipped_samples.json): %s", entry)
+                self.reasons[name] = reason
+                if self.path is not None:
+                    write_json_atomic(self.path, self.reasons)
+            self.in_epoch += 1
+
+    def check(self, draws: int) -> None:
+        failed, self.in_epoch = self.in_epoch, 0
+        if draws and failed / draws > self.max_fraction:
+            raise DataError(f"{failed} of {draws} training draws this epoch could not be read (more than "
+                            f"data.max_bad_fraction={self.max_fraction}); see {self.path}")
 
 
 def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, torch.optim.Optimizer]:
@@ -251,6 +281,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
                         multiprocessing_context="spawn" if optim.workers > 0 else None)
     invocation_started = time.perf_counter()
     epochs_done = start_epoch
+    bad = BadSamples(run_dir / "skipped_samples.json" if ctx.is_main else None, config.data.max_bad_fraction)
     for epoch in range(start_epoch, optim.epochs):
         started = time.perf_counter()
         torch.manual_seed(optim.seed + epoch)
@@ -263,6 +294,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
             factor = learning_rate_factor(epoch * steps_per_epoch + i, total_steps, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
+            bad.note(batch.pop("skipped"))
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             # Dice is a mean over the global batch's tampered images, however they fall on the processes
             tampered = ctx.sum(float((batch["label"] > 0.5).sum()), device) / ctx.world
@@ -277,6 +309,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")
         train_seconds = time.perf_counter() - started
+        bad.check(len(sampler))
         row = {k: round(ctx.sum(v, device) / ctx.world / max(1, len(loader)), 6) for k, v in sorted(sums.items())}
         stop = False
         if ctx.is_main:
