@@ -55,3 +55,24 @@ def test_exit_code_rule_train_and_evaluate_record_skipped_images(toy_dataset, tm
                  "--json", str(tmp_path / "e.json")]) == 1
     assert broken.stem in json.loads((tmp_path / "e.json").read_text())["skipped"]
     assert main(["train", "--out", str(tmp_path / "x"), "--train", str(tmp_path / "missing.json")]) == 2
+
+
+def test_train_offers_resize_masks_for_a_mask_of_the_wrong_size(toy_dataset, tmp_path):
+    import json
+    import shutil
+
+    import cv2
+
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset.root, root)
+    mask_path = sorted((root / "Gt").iterdir())[0]
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(mask_path), cv2.resize(mask, (mask.shape[1] // 2, mask.shape[0] // 2)))
+    args = ["train", "--train", str(root / "dataset.json"), "--supervision", "full", "--set", "optim.epochs=1",
+            "--set", "student.input_size=64", "--set", "optim.workers=0", "--set", "student.encoder_init=random",
+            "--set", "optim.samples_per_epoch=8", "--set", "data.max_bad_fraction=0.5"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 1  # done, but an input was skipped
+    skipped = json.loads((tmp_path / "a" / "skipped_samples.json").read_text())
+    assert mask_path.stem in skipped and "--resize-masks" in skipped[mask_path.stem]
+    assert main([*args, "--out", str(tmp_path / "b"), "--resize-masks"]) == 0
+    assert not (tmp_path / "b" / "skipped_samples.json").exists()

@@ -31,6 +31,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", action="append", default=[], metavar="D", help="validation dataset (repeatable)")
     p.add_argument("--supervision", choices=[s.value for s in Supervision],
                    help="targets: pseudo (teacher masks, default), full (ground truth), box (filled boxes)")
+    p.add_argument("--resize-masks", action="store_true",
+                   help="full supervision: resize masks whose size differs from their image (nearest neighbour) "
+                        "instead of skipping those images")
     add_overwrite_option(p)
     p.set_defaults(run=run)
 
@@ -66,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
         data["val"] = args.val
     if args.supervision:
         data["supervision"] = args.supervision
+    if args.resize_masks:
+        data["resize_masks"] = True
     config = TrainConfig.from_dict(settings)
     inputs = [Path(p) for s in config.data.train for p in (s.dataset, s.boxes, s.pseudo_labels) if p]
     check_not_an_input(Path(args.out), inputs + [Path(v) for v in config.data.val], "run folder")
     claim_output_dir(Path(args.out), "train", args.overwrite, evidence=("config.json",))
     result = train(config, args.out)
     print(run_summary(result))
-    return 1 if result.skipped_images else 0  # the README's rule: 1 = finished, but some inputs were skipped
+    # the README's rule: 1 = finished, but some inputs were skipped
+    return 1 if result.skipped_images or result.skipped_samples else 0

@@ -45,6 +45,7 @@ class DataConfig:
     # share of every epoch's samples; their targets are the exact masks of what was changed.
     synthetic: tuple[str, ...] = ()
     synthetic_fraction: float = 0.0
+    resize_masks: bool = False  # full supervision: resize masks whose size differs from their image (nearest)
     max_bad_fraction: float = 0.05  # unreadable samples are skipped; more than this share of an epoch stops the run
 
 

@@ -66,15 +66,17 @@ def collect_items(sources: tuple[TrainSource, ...], supervision: Supervision) ->
     return items
 
 
-def load_target(item: TrainItem, supervision: Supervision, shape: tuple[int, int]) -> np.ndarray:
-    """Float32 target in [0, 1] at the image's size."""
+def load_target(item: TrainItem, supervision: Supervision, shape: tuple[int, int],
+                resize_masks: bool = False) -> np.ndarray:
+    """Float32 target in [0, 1] at the image's size (``resize_masks``: ground-truth masks of another size
+    are resized with nearest neighbour instead of failing)."""
     sample = item.sample
     if not sample.is_tampered:
         return np.zeros(shape, np.float32)
     if supervision is Supervision.PSEUDO:
         target = read_probability_map(item.pseudo_label)
     elif supervision is Supervision.FULL:
-        target = read_mask(sample.mask, shape, sample.image).astype(np.float32)
+        target = read_mask(sample.mask, shape, sample.image, resize=resize_masks).astype(np.float32)
     else:
         target = boxes_to_mask(sample.boxes or (), shape)
     if target.shape != shape:
@@ -97,10 +99,11 @@ class TrainingSet(TorchDataset):
 
     def __init__(self, items: list[TrainItem], supervision: Supervision, size: int,
                  augment_config: AugmentConfig | None, seed: int = 0, native: bool = False,
-                 photos: list[Path] | None = None) -> None:
+                 photos: list[Path] | None = None, resize_masks: bool = False) -> None:
         self.items, self.supervision, self.size, self.native = items, supervision, size, native
         self.augment_config, self.seed = augment_config, seed
         self.photos = photos or []  # hosts and donors of on-the-fly forgeries (index SYNTHETIC)
+        self.resize_masks = resize_masks
 
     def __len__(self) -> int:
         return len(self.items)
@@ -115,7 +118,7 @@ class TrainingSet(TorchDataset):
         item = self.items[index]
         image = read_image(item.sample.image)
         shape = image.shape[:2]
-        target = load_target(item, self.supervision, shape)
+        target = load_target(item, self.supervision, shape, self.resize_masks)
         region = boxes_to_mask(item.sample.boxes, shape) if item.sample.boxes else np.ones(shape, np.float32)
         return image, target, region, item.sample.is_tampered
 

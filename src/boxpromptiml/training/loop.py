@@ -18,7 +18,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -59,7 +59,8 @@ class TrainResult:
     epochs_done: int
     epochs_planned: int
     best_val_f1: float | None
-    skipped_images: dict[str, str]
+    skipped_images: dict[str, str]  # unreadable images, left out before training
+    skipped_samples: dict[str, str] = field(default_factory=dict)  # items that failed while training
 
 
 def learning_rate_factor(step: int, total: int, warmup: int) -> float:
@@ -81,7 +82,8 @@ def validate(model: Student, dataset: Dataset) -> EvaluationReport:
     return evaluate_predictor(dataset, lambda image: predict_image(runner, model.config, image), desc="validate")[0]
 
 
-def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervision) -> float | None:
+def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervision,
+                   resize_masks: bool = False) -> float | None:
     """Mean pixel F1 (threshold 0.5) of the model against the training targets of ``items``,
     seen without augmentation: how well the student fits what it is taught."""
     runner = torch_runner(model)
@@ -89,7 +91,7 @@ def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervis
     for item in items:
         try:
             image = read_image(item.sample.image)
-            target = load_target(item, supervision, image.shape[:2]) > 0.5
+            target = load_target(item, supervision, image.shape[:2], resize_masks) > 0.5
         except DataError:  # listed by the training loop's BadSamples when it meets it
             continue
         prob = predict_image(runner, model.config, image).probability
@@ -259,7 +261,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
     native = config.student.resolution is Resolution.NATIVE
     photos = synthetic_hosts(config.data)
     dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed,
-                          native, photos)
+                          native, photos, config.data.resize_masks)
     fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
     scaler = grad_scaler(device, optim.precision)
@@ -321,7 +323,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
             break
     if ctx.is_main:
         write_json_atomic(run_dir / "skipped_images.json", skipped)
-    return TrainResult(run_dir, epochs_done, optim.epochs, best_f1, skipped)
+    return TrainResult(run_dir, epochs_done, optim.epochs, best_f1, skipped, dict(bad.reasons))
 
 
 def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: torch.optim.Optimizer,
@@ -336,7 +338,7 @@ def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: to
     if improved:
         best_f1 = f1
     row.update(epoch=epoch, samples_seen=(epoch + 1) * per_epoch, lr=optimizer.param_groups[1]["lr"],
-               fit_pixel_f1=fit_to_targets(model, fit_items, config.data.supervision),
+               fit_pixel_f1=fit_to_targets(model, fit_items, config.data.supervision, config.data.resize_masks),
                samples_per_second=round(per_epoch / train_seconds, 2),
                seconds=round(time.perf_counter() - started, 1),
                val_pixel_f1=f1, val_pixel_iou=report.pixel_iou if report else None,
@@ -367,6 +369,9 @@ def run_summary(result: TrainResult) -> str:
             f"model in {result.run_dir / 'best'}")
     if result.epochs_done < result.epochs_planned:
         text += "\nstopped at the time limit: run the same command to continue"
+    if result.skipped_samples:
+        text += (f"\n{len(result.skipped_samples)} training item(s) could not be read and were replaced by others "
+                 f"(listed in {result.run_dir / 'skipped_samples.json'})")
     if result.skipped_images:
         text += f"\n{len(result.skipped_images)} unreadable training image(s) left out: " + json.dumps(
             result.skipped_images, indent=1)
