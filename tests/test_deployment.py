@@ -108,3 +108,14 @@ def test_predict_shards_fill_one_folder(checkpoint, toy_dataset, tmp_path):
     names = sorted(p.name for p in single.glob("*.png"))
     assert names == sorted(p.name for p in out.glob("*.png"))
     assert json.loads((out / "scores.json").read_text()) == json.loads((single / "scores.json").read_text())
+
+
+def test_glob_through_a_symlink_loop_takes_each_file_once(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    paths = expand_inputs([str(folder / "**" / "*.png")])
+    assert [p.name for p in paths] == ["a.png"]

@@ -48,7 +48,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     if not paths:
         raise DataError(f"no images in {', '.join(inputs)}")
     by_stem: dict[str, Path] = {}
+    seen: set[Path] = set()
     for path in paths:
+        real = path.resolve()
+        if real in seen:  # the same file reached twice (e.g. through a symlink loop under **): once is enough
+            continue
+        seen.add(real)
         if path.stem in by_stem and by_stem[path.stem] != path:
             raise DataError(f"two inputs share the name {path.stem!r} ({by_stem[path.stem]}, {path}); outputs are "
                             "named by file stem")
