@@ -71,7 +71,7 @@ def test_two_gloo_processes_match_one_and_only_rank_0_writes(prepared, tmp_path)
     _assert_same_weights(tmp_path / "single" / "last", tmp_path / "ddp" / "last")
     assert json.loads((tmp_path / "writes-1.json").read_text()) == []
     written = json.loads((tmp_path / "writes-0.json").read_text())
-    assert any(p.endswith("metrics.csv") for p in written) and any("last" in p for p in written)
+    assert any(p.endswith("metrics.csv") for p in written) and any("checkpoints" in p for p in written)
     rows = (tmp_path / "ddp" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3  # header + one row per epoch
 

@@ -246,3 +246,30 @@ def test_one_truncated_pseudo_mask_is_skipped_and_listed(prepared, tmp_path):
     strict = _config({**prepared, "pl": str(pl)}, epochs=1, samples_per_epoch=24).override(["data.max_bad_fraction=0"])
     with pytest.raises(BPIMLError, match="could not be read"):
         loop.train(strict, tmp_path / "strict")
+
+
+@pytest.mark.parametrize("point", ["group-written:1", "before-last-pointer:1"])
+def test_kill_9_while_checkpointing_resumes_to_the_same_model(prepared, tmp_path, point):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = _config(prepared, epochs=3, samples_per_epoch=8)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    reference = tmp_path / "reference"
+    loop.train(config, reference)
+    command = [sys.executable, "-m", "boxpromptiml", "-q", "train", "--config", str(tmp_path / "c.yaml"),
+               "--out", str(tmp_path / "run")]
+    killed = subprocess.run(command, env={**os.environ, "BPIML_TEST_CRASH_AT": point}, capture_output=True)
+    assert killed.returncode == -9  # SIGKILL in the middle of epoch 2's checkpoint
+    assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["0"]
+    subprocess.run(command, check=True, capture_output=True)
+    assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["0", "1", "2"]
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.tmp"))
+    resumed, state = load_student(tmp_path / "run" / "last")
+    expected, _ = load_student(reference / "last")
+    assert state["epoch"] == 2
+    for (name, a), b in zip(resumed.state_dict().items(), expected.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)

@@ -1,14 +1,22 @@
 """Checkpoints as safetensors + JSON (never pickle), and rebuilding a student from its folder.
 
 A checkpoint folder holds ``model.safetensors`` (weights), ``student.json`` (the architecture,
-enough to rebuild it) and ``state.json`` (epoch, metrics). The ``last`` checkpoint also keeps
-``optimizer.safetensors`` + ``optimizer.json`` so a run resumes exactly. Every file is written
-atomically.
+enough to rebuild it) and ``state.json`` (epoch, metrics). Every file is written atomically.
+
+A training run keeps each epoch's checkpoint as one group (weights, optimizer, state and the
+metrics so far) in ``checkpoints/epoch-NNNN/``, written under a temporary name and renamed when
+complete; ``last`` and ``best`` are symbolic links switched to it atomically. A crash at any
+point leaves the previous group whole and the pointers on it, so a resumed run never mixes the
+weights of one epoch with the state or metrics of another.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.images import PathLike
 from ..errors import ConfigError
-from ..fileio import write_atomic, write_json_atomic
+from ..fileio import write_atomic, write_json_atomic, write_text_atomic
 from ..student.model import Student, StudentConfig, build_student
 
 WEIGHTS = "model.safetensors"
@@ -25,6 +33,11 @@ STUDENT_CONFIG = "student.json"
 STATE = "state.json"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
+METRICS = "metrics.csv"
+CHECKPOINTS = "checkpoints"
+# tests: BPIML_TEST_CRASH_AT=POINT:EPOCH kills this process (SIGKILL) at that point of that epoch's checkpoint
+CRASH_HOOK = "BPIML_TEST_CRASH_AT"
+log = logging.getLogger(__name__)
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -95,3 +108,59 @@ def load_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer) -> None
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _crash_point(label: str, epoch: int) -> None:
+    if os.environ.get(CRASH_HOOK) == f"{label}:{epoch}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _point(run_dir: Path, name: str, folder: Path) -> None:
+    """Switch the link ``run_dir/name`` to ``folder`` in one atomic rename."""
+    link, tmp = run_dir / name, run_dir / f".{name}.link-tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.relpath(folder, run_dir), tmp)
+    if link.is_dir() and not link.is_symlink():  # a run written before checkpoints were grouped: keep it aside
+        link.rename(run_dir / CHECKPOINTS / f"legacy-{name}")
+    os.replace(tmp, link)
+
+
+def save_run_checkpoint(run_dir: Path, epoch: int, model: Student, state: dict[str, Any],
+                        optimizer: torch.optim.Optimizer, metrics_csv: str, best: bool) -> Path:
+    """Write epoch ``epoch``'s group and switch ``last`` (and ``best`` when ``best``) to it."""
+    folder = run_dir / CHECKPOINTS / f"epoch-{epoch:04d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(tmp, model, state, optimizer)
+    write_text_atomic(tmp / METRICS, metrics_csv)
+    _crash_point("group-written", epoch)
+    if folder.exists():  # left by a run that crashed before switching to it: this one replaces it
+        shutil.rmtree(folder)
+    os.rename(tmp, folder)
+    if best:
+        _point(run_dir, "best", folder)
+    _crash_point("before-last-pointer", epoch)
+    _point(run_dir, "last", folder)
+    _prune(run_dir)
+    return folder
+
+
+def _prune(run_dir: Path) -> None:
+    """Remove groups neither ``last`` nor ``best`` points to."""
+    kept = {(run_dir / name).resolve() for name in ("last", "best") if (run_dir / name).exists()}
+    for folder in (run_dir / CHECKPOINTS).glob("epoch-*"):
+        if folder.resolve() not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def resume_point(run_dir: Path, clean: bool = False) -> Path | None:
+    """The checkpoint group a run resumes from (``last``, or the newest complete group when the pointer is
+    missing); None for a run with no finished epoch. ``clean`` removes half-written leftovers first."""
+    for leftover in (run_dir / CHECKPOINTS).glob("*.tmp") if clean else ():
+        shutil.rmtree(leftover, ignore_errors=True)
+    if ((run_dir / "last") / STATE).is_file():
+        return run_dir / "last"
+    groups = [(read_json(g / STATE).get("epoch", -1), g) for g in (run_dir / CHECKPOINTS).glob("*")
+              if (g / STATE).is_file() and (g / OPTIMIZER_META).is_file()]
+    return max(groups, key=lambda pair: pair[0])[1] if groups else None

@@ -2,8 +2,9 @@
 
 Run folder layout: ``config.json`` (the whole TrainConfig), ``metrics.csv`` (one row per
 epoch: losses, the fit to the training targets, validation scores, throughput), ``init.json``
-(which encoder tensors were pretrained), ``last/`` (weights + optimizer, rewritten every epoch)
-and ``best/`` (best validation pixel F1). Starting the same command again continues after the
+(which encoder tensors were pretrained), ``checkpoints/epoch-NNNN/`` (one complete group per kept
+epoch: weights, optimizer, state, metrics), and the links ``last`` (the newest group) and
+``best`` (best validation pixel F1), switched atomically (see checkpoint.py). Starting the same command again continues after the
 last finished epoch (also after a stop at ``optim.max_minutes``); a different config in the
 same folder is refused. Randomness is seeded per epoch, so a resumed run sees the same batches.
 """
@@ -42,7 +43,14 @@ from ..student.inference import predict_image, torch_runner
 from ..student.model import Resolution, Student, build_student
 from ..student.pretrained import initialise_encoder
 from . import distributed
-from .checkpoint import STATE, load_optimizer_state, load_student, read_json, save_checkpoint
+from .checkpoint import (
+    METRICS,
+    load_optimizer_state,
+    load_student,
+    read_json,
+    resume_point,
+    save_run_checkpoint,
+)
 from .config import DataConfig, Supervision, TrainConfig
 from .data import EpochSampler, TrainingSet, TrainItem, collect_items, load_target
 from .losses import DistillationLoss
@@ -111,7 +119,7 @@ def _check_run_folder(run_dir: Path, config: TrainConfig, write: bool = True) ->
     over the new budget from where it stands."""
     saved = run_dir / "config.json"
     wanted = config.to_dict()
-    if saved.is_file() and (run_dir / "last" / STATE).is_file():
+    if saved.is_file() and resume_point(run_dir) is not None:
         existing = read_json(saved)
 
         def run_part(settings: dict, keep_epochs: bool = True) -> dict:
@@ -153,12 +161,12 @@ def synthetic_hosts(data: DataConfig) -> list[Path]:
     return photos
 
 
-def _write_metrics(path: Path, rows: list[dict]) -> None:
+def _metrics_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRICS_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
@@ -242,14 +250,14 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
 
     optim = config.optim
     model, optimizer = _build_model(config, device)
-    last = run_dir / "last"
+    last = resume_point(run_dir, clean=ctx.is_main)
     start_epoch, best_f1 = 0, None
-    if (last / STATE).is_file():
+    if last is not None:
         resumed, state = load_student(last)
         model.load_state_dict(resumed.state_dict())
         load_optimizer_state(last, optimizer)
         start_epoch, best_f1 = state["epoch"] + 1, state.get("best_val_f1")
-        log.info("%s: resuming after epoch %d", run_dir, state["epoch"])
+        log.info("%s: resuming after epoch %d (checkpoint %s)", run_dir, state["epoch"] + 1, last.resolve().name)
     else:
         report = initialise_encoder(config.student.encoder, model.encoder, config.student.encoder_init)
         if ctx.is_main:
@@ -272,7 +280,9 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
     steps_per_epoch = math.ceil(per_epoch / optim.batch_size)
     total_steps = optim.epochs * steps_per_epoch
     warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
-    rows = read_metrics(run_dir / "metrics.csv", start_epoch)
+    # the metrics of the group resumed from (the copy at the run folder's top may be an epoch ahead of it)
+    rows = read_metrics((last if last is not None and (last / METRICS).is_file() else run_dir) / METRICS,
+                        start_epoch)
     sampler = EpochSampler(len(dataset), per_epoch, optim.seed, config.data.synthetic_fraction if photos else 0.0,
                            rank=ctx.rank, world=ctx.world, global_batch=optim.batch_size)
     # Spawned, not forked, workers: a fork inherits OpenCV's / OpenMP's thread pools mid-state and can hang
@@ -346,10 +356,9 @@ def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: to
                val_image_auc=report.image_auc if report else None)
     rows.append(row)
     state = {"epoch": epoch, "best_val_f1": best_f1, "val": report.to_dict() if report else None}
-    if improved:
-        save_checkpoint(run_dir / "best", model, state)
-    save_checkpoint(run_dir / "last", model, state, optimizer)
-    _write_metrics(run_dir / "metrics.csv", rows)
+    metrics_csv = _metrics_csv(rows)
+    save_run_checkpoint(run_dir, epoch, model, state, optimizer, metrics_csv, best=improved)
+    write_text_atomic(run_dir / METRICS, metrics_csv)  # a copy at the top, for people and plots
     log.info("epoch %d: loss %.4f, fit F1 %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
              row["fit_pixel_f1"] or 0.0, "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
     elapsed = (time.perf_counter() - invocation_started) / 60
