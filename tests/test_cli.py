@@ -76,3 +76,13 @@ def test_train_offers_resize_masks_for_a_mask_of_the_wrong_size(toy_dataset, tmp
     assert mask_path.stem in skipped and "--resize-masks" in skipped[mask_path.stem]
     assert main([*args, "--out", str(tmp_path / "b"), "--resize-masks"]) == 0
     assert not (tmp_path / "b" / "skipped_samples.json").exists()
+
+
+def test_help_imports_no_heavy_library():
+    """`bpiml --help` and `bpiml COMMAND --help` must answer at once: building the parsers imports neither torch
+    nor the other heavy libraries (checked in a fresh interpreter, not timed)."""
+    code = ("import sys; from boxpromptiml.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'timm', 'skimage', 'matplotlib', 'onnx') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -7,17 +7,21 @@ data pipeline always stay on the CPU; only the networks (student, teacher) and t
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICE_HELP = "auto (CUDA when available, else MPS, else CPU), cpu, cuda, cuda:N or mps (default: auto)"
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}  # torch dtype names
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """A torch device for ``spec``; a clear error when the device is not on this machine."""
+    import torch
+
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():
@@ -46,10 +50,14 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """Mixed precision for the forward pass (a no-op for fp32)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    import torch
+
     dtype = PRECISIONS[precision]
-    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """Loss scaling, needed (and enabled) only for fp16."""
+    import torch
+
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

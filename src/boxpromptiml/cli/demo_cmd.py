@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
-from ..demo import run_demo
-from ..devices import DEVICE_HELP, resolve_device
-from ..teachers import create_teacher
-from ..training.checkpoint import load_student
+from ..devices import DEVICE_HELP
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +24,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..demo import run_demo
     from ..deployment.shipped import shipped_model_dir
+    from ..devices import resolve_device
+    from ..teachers import create_teacher
+    from ..training.checkpoint import load_student
 
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)

@@ -6,14 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-import torch
-
 from ..data.readers import load_datasets
-from ..deployment.calibrate import calibrate_model
-from ..deployment.complexity import format_complexity, measure
-from ..deployment.export import export_onnx
-from ..deployment.predict_files import expand_inputs, predict_files
-from ..deployment.predictor import load_predictor
 from ..deployment.shipped import shipped_model_dir
 from ..devices import DEVICE_HELP
 from ..errors import BPIMLError, ConfigError
@@ -21,9 +14,16 @@ from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_json_atomic
 from ..outputs import check_not_an_input, claim_output_dir
 from ..sharding import resolve_shard
-from ..student.model import StudentConfig, build_student
-from ..training.checkpoint import load_student
 from .common import add_overwrite_option, add_shard_option, report_failures
+
+# The commands' work needs torch; it is imported in the functions below, so that `bpiml --help` stays fast.
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
 
 MODEL_HELP = "run or checkpoint folder from bpiml train (default: the model shipped with the package)"
 
@@ -85,7 +85,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
+    from ..deployment.predict_files import expand_inputs, predict_files
+    from ..deployment.predictor import load_predictor
+
+    _set_threads(args.threads)
     inputs = expand_inputs(args.inputs)
     check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()], "output folder")
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
@@ -104,7 +107,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
+    from ..deployment.calibrate import calibrate_model
+    from ..deployment.predictor import load_predictor
+
+    _set_threads(args.threads)
     model_dir = args.model or shipped_model_dir()
     predictor = load_predictor(model_dir, device=args.device)
     decision = calibrate_model(predictor, model_dir, load_datasets(args.dataset), args.false_alarm_rate)
@@ -115,6 +121,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..deployment.export import export_onnx
+    from ..training.checkpoint import load_student
+
     model, _ = load_student(args.model or shipped_model_dir())
     difference = export_onnx(model, args.onnx, args.opset)
     print(f"wrote {args.onnx}; max |ONNX - PyTorch| on probabilities: {difference:.2e}")
@@ -124,7 +133,11 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
+    from ..deployment.complexity import format_complexity, measure
+    from ..student.model import StudentConfig, build_student
+    from ..training.checkpoint import load_student
+
+    _set_threads(args.threads)
     if args.model:
         model, name = load_student(args.model)[0], str(args.model)
     else:

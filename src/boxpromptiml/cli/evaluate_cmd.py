@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from ..deployment.predictor import load_predictor
 from ..errors import ConfigError
 from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir, evaluate_predictor
 from ..evaluation.metrics import DEFAULT_THRESHOLD
@@ -54,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         report, run_ = evaluate_prediction_dir(dataset, args.pred, args.threshold, args.resize_masks,
                                                args.resize_predictions)
     else:
+        import torch
+
+        from ..deployment.predictor import load_predictor
+
         torch.set_num_threads(max(1, args.threads))
         predictor = load_predictor(args.model, args.backend, args.device)
         decision = predictor.decision

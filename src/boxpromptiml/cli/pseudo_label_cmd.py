@@ -7,10 +7,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from ..data.coco import attach_boxes, read_coco_boxes
-from ..devices import DEVICE_HELP, resolve_device
+from ..devices import DEVICE_HELP, resolve_device  # resolve_device imports torch only when called
 from ..errors import ConfigError
 from ..outputs import check_not_an_input, claim_output_dir, folder_lock
 from ..pseudo_labels.generate import MANIFEST_NAME, generate_pseudo_labels
@@ -66,6 +64,8 @@ def add_teacher_options(p: argparse.ArgumentParser) -> None:
 
 def teacher_from_args(args: argparse.Namespace) -> Teacher:
     """Build the teacher the options describe (and set torch's thread count)."""
+    import torch
+
     torch.set_num_threads(max(1, args.threads))
     overrides = {name: value for name, value in (
         ("resize", args.resize and Resize(args.resize)),

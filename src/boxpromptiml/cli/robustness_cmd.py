@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-import torch
-
-from ..deployment.predictor import load_predictor
 from ..evaluation.robustness import (
     BLUR_KERNELS,
     DEGRADATION_KINDS,
@@ -54,6 +51,10 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..deployment.predictor import load_predictor
+
     dataset = dataset_from_args(args)
     torch.set_num_threads(max(1, args.threads))
     predictor = load_predictor(args.model, args.backend, args.device)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..outputs import check_not_an_input, claim_output_dir
 from ..training.config import Supervision, TrainConfig, load_config
-from ..training.loop import run_summary, train
 from .common import add_overwrite_option
 
 
@@ -75,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(p) for s in config.data.train for p in (s.dataset, s.boxes, s.pseudo_labels) if p]
     check_not_an_input(Path(args.out), inputs + [Path(v) for v in config.data.val], "run folder")
     claim_output_dir(Path(args.out), "train", args.overwrite, evidence=("config.json",))
+    from ..training.loop import run_summary, train  # here: it imports torch, which --help does not need
+
     result = train(config, args.out)
     print(run_summary(result))
     # the README's rule: 1 = finished, but some inputs were skipped

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..data.images import PathLike
 from ..errors import ConfigError
-from ..student.model import StudentConfig
+from ..student.config import StudentConfig
 
 STUDENT_METADATA = "boxpromptiml.student"  # written by export.export_onnx
 

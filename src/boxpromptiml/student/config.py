@@ -1,0 +1,82 @@
+"""A student's architecture as plain data (saved as ``student.json`` next to every checkpoint).
+
+Kept apart from the model code so that configs can be read, validated and written (and the CLI
+can describe them) without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from ..errors import ConfigError
+
+
+class Residual(StrEnum):
+    """The noise-residual branch (see student/residual.py)."""
+
+    NONE = "none"
+    SRM = "srm"
+    BAYAR = "bayar"
+
+
+class Fusion(StrEnum):
+    MGFM = "mgfm"
+    FPN = "fpn"
+
+
+class Resolution(StrEnum):
+    """How an image is fitted to the network (see student/inference.py)."""
+
+    RESIZE = "resize"  # squeezed to input_size x input_size
+    NATIVE = "native"  # its own pixels (training: input_size crops; inference: whole image or tiles)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Everything needed to rebuild a student's architecture."""
+
+    # efficientnet_lite0 by default: in benchmarks/protocol.py it had the best validation F1 of the students
+    # trained from boxes, tied the paper's tinyvit5m on the test sets, and costs 2.7x fewer GMACs (docs/results.md).
+    encoder: str = "efficientnet_lite0"
+    # Initial weights before training: "pretrained" = the encoder's own offline weights (LiteMedSAM's
+    # encoder for tinyvit5m, ImageNet for efficientnet_lite0), or litemedsam | imagenet | random.
+    encoder_init: str = "pretrained"
+    fusion: Fusion = Fusion.MGFM
+    width: int = 64  # common width of the fused features (decoder cost grows with its square)
+    memory_slots: int = 16  # K prototype vectors in the MGFM memory bank
+    use_gates: bool = True
+    use_memory: bool = True
+    image_head: bool = False
+    input_size: int = 256  # resize: images are resized to this square; native: training crop side
+    resolution: Resolution = Resolution.RESIZE
+    max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
+    residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
+    drop_path: float | None = None  # stochastic depth of the encoder while training (None: the encoder's default)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("fusion", Fusion), ("resolution", Resolution), ("residual", Residual)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError as exc:
+                raise ConfigError(f"student.{name} must be one of {', '.join(kind)}, got {getattr(self, name)!r}") \
+                    from exc
+        from .encoders import ENCODERS  # here, not at the top: building a config must not need torch
+
+        if self.encoder not in ENCODERS.names():
+            ENCODERS.get(self.encoder)  # raises with the known names
+        for name in ("input_size", "max_side"):
+            if getattr(self, name) % 32 or getattr(self, name) <= 0:
+                raise ConfigError(f"student.{name} must be a positive multiple of 32, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown student settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)

