@@ -160,3 +160,25 @@ def test_label_map_keeps_16bit_ids(tmp_path):
     labels = np.array([[1, 2], [300, 1000]], np.uint16)
     cv2.imwrite(str(tmp_path / "s.png"), labels)
     np.testing.assert_array_equal(read_label_map(tmp_path / "s.png"), labels.astype(np.int32))
+
+
+def test_pixel_limit_applies_to_pillow_and_opencv(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from boxpromptiml.data import images
+
+    png = tmp_path / "big.png"
+    Image.new("RGB", (120, 100)).save(png)
+    monkeypatch.setattr(images, "MAX_PIXELS", 10_000)
+    with pytest.raises(DataError, match="120 x 100 = 0 megapixels, over the limit.*BPIML_MAX_PIXELS"):
+        images.read_image(png)
+    # OpenCV (here for a Radiance HDR file, which Pillow cannot read) gets the limit before it decodes
+    hdr = tmp_path / "big.hdr"
+    code = ("import sys, numpy as np; import boxpromptiml.data.images as im, cv2; "
+            f"cv2.imwrite({str(hdr)!r}, np.ones((100, 120, 3), np.float32)); "
+            "from boxpromptiml.errors import DataError\n"
+            f"try:\n    im.read_image({str(hdr)!r})\nexcept DataError as e:\n    print(e); sys.exit(0)\nsys.exit(1)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**__import__("os").environ, "BPIML_MAX_PIXELS": "10000"})
+    assert result.returncode == 0 and "over the limit" in result.stdout, result.stdout + result.stderr

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .. import MAX_PIXELS
 from ..errors import DataError
 from ..fileio import write_bytes_atomic
 
@@ -49,18 +51,42 @@ def _pil_to_native(im: Image.Image) -> np.ndarray:
     return np.array(im)  # a writable copy (np.asarray of a PIL image is read-only)
 
 
+def _too_large(path: Path, what: str, width: int, height: int) -> DataError:
+    return DataError(f"{what} {path} is {width} x {height} = {width * height / 1e6:.0f} megapixels, over the limit of "
+                     f"{MAX_PIXELS / 1e6:.0f}; set BPIML_MAX_PIXELS to a larger number of pixels to read it "
+                     "(decoding needs about 3 bytes per pixel, more for 16-bit images)")
+
+
 def _read_native(path: Path, what: str) -> np.ndarray:
-    """Decode ``path`` into an array of its native depth (2-D or HxWxC), no EXIF rotation."""
+    """Decode ``path`` into an array of its native depth (2-D or HxWxC), no EXIF rotation. Images over
+    ``MAX_PIXELS`` are refused from their header, before any pixel is decoded."""
     _require_file(path, what)
     try:
-        with Image.open(path) as im:
-            im.load()  # raises on truncated data instead of returning grey rows
-            return _pil_to_native(im)
+        with warnings.catch_warnings():  # our own limit, with our own message, replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise _too_large(path, what, im.width, im.height)
+                im.load()  # raises on truncated data instead of returning grey rows
+                return _pil_to_native(im)
     except UnidentifiedImageError:
         pass  # e.g. 16-bit colour TIFF, which Pillow cannot decode: OpenCV can
+    except DataError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{what} {path} is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels ({exc}); set "
+                        "BPIML_MAX_PIXELS to read it") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported with the file name
         raise DataError(f"cannot read {what} {path}: {exc}") from exc
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error as exc:  # OpenCV checks the header against OPENCV_IO_MAX_IMAGE_PIXELS (set in __init__)
+        if "MAX_IMAGE_PIXELS" in str(exc):
+            raise DataError(f"{what} {path} is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels; set "
+                            "BPIML_MAX_PIXELS to read it") from exc
+        raise DataError(f"cannot read {what} {path}: {exc}") from exc
+    if arr is not None and arr.shape[0] * arr.shape[1] > MAX_PIXELS:  # OpenCV limit raised by the user
+        raise _too_large(path, what, arr.shape[1], arr.shape[0])
     if arr is None:
         raise DataError(f"cannot read {what} {path}: not a supported image file")
     if arr.ndim == 3:

@@ -4,9 +4,10 @@ Run folder layout: ``config.json`` (the whole TrainConfig), ``metrics.csv`` (one
 epoch: losses, the fit to the training targets, validation scores, throughput), ``init.json``
 (which encoder tensors were pretrained), ``checkpoints/epoch-NNNN/`` (one complete group per kept
 epoch: weights, optimizer, state, metrics), and the links ``last`` (the newest group) and
-``best`` (best validation pixel F1), switched atomically (see checkpoint.py). Starting the same command again continues after the
-last finished epoch (also after a stop at ``optim.max_minutes``); a different config in the
-same folder is refused. Randomness is seeded per epoch, so a resumed run sees the same batches.
+``best`` (best validation pixel F1), switched atomically (see checkpoint.py). Starting the same
+command again continues after the last finished epoch (also after a stop at
+``optim.max_minutes``); a different config in the same folder is refused. Randomness is
+seeded per epoch, so a resumed run sees the same batches.
 """
 
 from __future__ import annotations
