@@ -11,9 +11,9 @@ def _subcommands():
 
 
 def test_commands_follow_the_data_flow():
-    assert _subcommands() == ["toy-data", "synthesize", "split", "boxes", "pseudo-label", "train", "evaluate",
-                              "robustness", "predict", "calibrate", "export", "bench", "demo"]
-    assert len(COMMANDS) == 10
+    assert _subcommands() == ["toy-data", "check", "synthesize", "split", "boxes", "pseudo-label", "train",
+                              "evaluate", "robustness", "predict", "calibrate", "export", "bench", "demo"]
+    assert len(COMMANDS) == 11
 
 
 @pytest.mark.parametrize("command", _subcommands())

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..errors import BPIMLError
 from . import (
     boxes_cmd,
+    check_cmd,
     demo_cmd,
     deploy_cmds,
     evaluate_cmd,
@@ -22,8 +23,8 @@ from . import (
 )
 
 # In the order of the method's data flow.
-COMMANDS = (toy_cmd, synthesize_cmd, split_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd, robustness_cmd,
-            deploy_cmds, demo_cmd)
+COMMANDS = (toy_cmd, check_cmd, synthesize_cmd, split_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd,
+            robustness_cmd, deploy_cmds, demo_cmd)
 
 
 class _Formatter(logging.Formatter):

@@ -1,0 +1,48 @@
+"""bpiml check: the problems users of peer tools lose days to, found before a run."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from boxpromptiml.cli import main
+
+
+@pytest.fixture
+def data(toy_dataset, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(toy_dataset.root, root)
+    return root
+
+
+def test_a_clean_dataset_passes(data, capsys):
+    assert main(["check", "-d", str(data / "dataset.json")]) == 0
+    assert "8 tampered + 4 authentic" in capsys.readouterr().out
+
+
+def test_each_problem_is_found_and_named(data, tmp_path, capsys):
+    masks = sorted((data / "Gt").iterdir())
+    inverted = cv2.imread(str(masks[0]), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(masks[0]), 255 - inverted)
+    cv2.imwrite(str(masks[1]), np.zeros((10, 10), np.uint8))  # wrong size and empty
+    soft = cv2.imread(str(masks[2]), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(masks[2]), cv2.GaussianBlur(soft, (9, 9), 3))
+    image = sorted((data / "Tp").iterdir())[3]
+    image.write_bytes(image.read_bytes()[:50])
+    coco = {"images": [{"id": 1, "file_name": sorted((data / "Tp").iterdir())[4].name, "width": 4, "height": 4}],
+            "annotations": [{"image_id": 1, "bbox": [10, 10, 5, 5]}]}
+    (tmp_path / "b.json").write_text(json.dumps(coco))
+    assert main(["check", "-d", str(data / "dataset.json"), "--boxes", str(tmp_path / "b.json")]) == 1
+    out = capsys.readouterr().out
+    for expected in ("probably inverted", "mask size differs", "empty mask", "not binary", "unreadable file",
+                     "box fixed up", "without a box", masks[0].name, image.stem):
+        assert expected in out, expected
+
+
+def test_duplicate_names_are_reported_not_raised(data, capsys):
+    entries = json.loads((data / "dataset.json").read_text())
+    (data / "twice.json").write_text(json.dumps(entries + entries[:1]))
+    assert main(["check", "-d", str(data / "twice.json")]) == 1
+    assert "more than once" in capsys.readouterr().out
