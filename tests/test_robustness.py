@@ -89,9 +89,10 @@ def test_evaluate_robustness_rows(tmp_path):
 
 def test_robustness_cli_json_and_plot(tmp_path, monkeypatch):
     dataset = _red_square_dataset(tmp_path)
-    import boxpromptiml.cli.robustness_cmd as cmd
+    import boxpromptiml.deployment.predictor as predictor  # the command imports it when it runs
 
-    monkeypatch.setattr(cmd, "load_predictor", lambda model, backend: SimpleNamespace(predict=_red_oracle))
+    monkeypatch.setattr(predictor, "load_predictor",
+                        lambda model, backend, device: SimpleNamespace(predict=_red_oracle))
     code = main(["robustness", "-d", str(dataset.source), "--model", "unused", "--only", "social", "blur",
                  "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
     assert code == 0
