@@ -5,6 +5,7 @@ import json
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -85,4 +86,20 @@ def test_a_run_started_on_two_processes_resumes_on_one(prepared, tmp_path):
     assert len((tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()) == 2
     result = loop.train(TrainConfig.from_dict(_config(prepared)), tmp_path / "run")
     assert result.epochs_done == 2
+    _assert_same_weights(tmp_path / "reference" / "last", tmp_path / "run" / "last")
+
+
+def test_a_killed_data_parallel_run_restarts_where_it_stopped(prepared, tmp_path, monkeypatch):
+    from boxpromptiml.training import loop
+
+    loop.train(TrainConfig.from_dict(_config(prepared)), tmp_path / "reference")
+    # rank 0 is killed (SIGKILL) in the middle of writing epoch 2's checkpoint; torch.multiprocessing then stops
+    # the other process, as torchrun would
+    monkeypatch.setenv("BPIML_TEST_CRASH_AT", "before-last-pointer:1")
+    with pytest.raises(mp.ProcessExitedException):
+        _run_ddp(_config(prepared), tmp_path / "run", tmp_path)
+    monkeypatch.delenv("BPIML_TEST_CRASH_AT")
+    _run_ddp(_config(prepared), tmp_path / "run", tmp_path)  # the same command again
+    rows = (tmp_path / "run" / "metrics.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
     _assert_same_weights(tmp_path / "reference" / "last", tmp_path / "run" / "last")
