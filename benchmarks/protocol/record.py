@@ -22,7 +22,7 @@ def _number(text: str | None) -> float | None:
     return float(text) if text not in (None, "") else None
 
 
-def _read_json(path) -> dict:
+def read_json_or_empty(path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -39,18 +39,18 @@ def run_summary(layout: Layout, name: str) -> dict | None:
         "evaluated": time.strftime("%Y-%m-%d %H:%M", time.gmtime(scores.stat().st_mtime)),
         "machine": machine_line(threads=False),
         "config": json.loads((run_dir / "config.json").read_text().replace(f"{REPO}/", "")),
-        "best_val_f1": _read_json(run_dir / "best" / "state.json").get("best_val_f1"),
+        "best_val_f1": read_json_or_empty(run_dir / "best" / "state.json").get("best_val_f1"),
         "train_minutes": round(sum(m["seconds"] or 0.0 for m in metrics) / 60, 1) if metrics else None,
         "metrics": metrics,
-        "test_scores": _read_json(scores),
+        "test_scores": read_json_or_empty(scores),
     }
 
 
 def collect_record(layout: Layout) -> dict:
     """The committed record, updated from the evaluated runs in the work folder."""
-    record = _read_json(RECORD)
+    record = read_json_or_empty(RECORD)
     runs, quality = record.get("runs", {}), record.get("pseudo_quality", {})
-    quality.update(_read_json(layout.work / "pseudo_quality.json"))
+    quality.update(read_json_or_empty(layout.work / "pseudo_quality.json"))
     for name in RUNS:
         summary = run_summary(layout, name)
         if summary is not None:

@@ -20,6 +20,7 @@ from boxpromptiml.fileio import write_json_atomic
 
 from ..common import REPO, markdown_table, update_results_section
 from .layout import TEST_SETS, Layout
+from .record import read_json_or_empty
 from .runs import RUNS
 from .train_eval import TEST_SCORES, finished
 
@@ -28,12 +29,8 @@ SHIPPED_HISTORY = REPO / "docs" / "shipped_models.json"
 FALSE_ALARM_RATE = 0.05
 
 
-def _read_json(path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def stage_ship(layout: Layout) -> str | None:
-    candidates = {name: _read_json(layout.run(name) / "best" / "state.json").get("best_val_f1")
+    candidates = {name: read_json_or_empty(layout.run(name) / "best" / "state.json").get("best_val_f1")
                   for name, spec in RUNS.items() if spec.from_boxes_only and finished(layout, name)}
     candidates = {name: f1 for name, f1 in candidates.items() if f1 is not None}
     if not candidates:
@@ -50,7 +47,7 @@ def stage_ship(layout: Layout) -> str | None:
             return None
     decision = calibrate_model(load_predictor(layout.run(best)), layout.run(best), val, FALSE_ALARM_RATE,
                                source="the protocol's CASIA v1 validation split")
-    scores = _read_json(layout.run(best) / TEST_SCORES)
+    scores = read_json_or_empty(layout.run(best) / TEST_SCORES)
     note = {
         "summary": f"run '{best}' of the v2 protocol ({RUNS[best].what}); chosen among {sorted(candidates)} by "
                    f"validation pixel F1 {candidates[best]:.3f} on the source-disjoint CASIA v1 validation split"
@@ -59,7 +56,7 @@ def stage_ship(layout: Layout) -> str | None:
                       "and its 70 authentic originals; boxes simulated from the masks; targets: "
                       + ("the filled boxes" if RUNS[best].supervision == "box"
                          else f"{RUNS[best].teacher} pseudo masks"),
-        "config": _read_json(layout.run(best) / "config.json"),
+        "config": read_json_or_empty(layout.run(best) / "config.json"),
         "image_decision": decision.to_dict(),
         "test_scores": {t: {k: v for k, v in s.items() if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc")}
                         for t, s in scores.items()},

@@ -55,8 +55,8 @@ def claim_output_dir(out: Path, command: str, overwrite: bool = False, evidence:
         write_json_atomic(out / MARKER, {"written_by": f"bpiml {command}"})
 
 
-def claim_output_file(out: Path, command: str, overwrite: bool = False) -> dict:
-    """Make sure the JSON file ``out`` is new or was written by bpiml; returns the ``info`` entry to write."""
+def claim_output_file(out: Path, overwrite: bool = False) -> None:
+    """Make sure the JSON file ``out`` is new or was written by bpiml (its ``info.generator`` says so)."""
     out = Path(out)
     if out.exists() and not overwrite:
         try:
@@ -65,7 +65,6 @@ def claim_output_file(out: Path, command: str, overwrite: bool = False) -> dict:
             info = {}
         if not str(info.get("generator", "")).startswith("bpiml"):
             raise ConfigError(f"{out} exists and was not written by bpiml; {OVERWRITE_HINT}")
-    return {"generator": f"bpiml {command}"}
 
 
 def dataset_inputs(dataset) -> list[Path]:

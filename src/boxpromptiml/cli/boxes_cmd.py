@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                  merge_gap=args.merge_gap, seed=args.seed)
     dataset = dataset_from_args(args)
     check_not_an_input(Path(args.out), input_files(args, dataset), "box file")
-    claim_output_file(Path(args.out), "boxes", args.overwrite)
+    claim_output_file(Path(args.out), args.overwrite)
     if args.filled_masks:
         check_not_an_input(Path(args.filled_masks), input_files(args, dataset), "--filled-masks folder")
         claim_output_dir(Path(args.filled_masks), "boxes", args.overwrite)

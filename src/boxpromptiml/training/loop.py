@@ -123,12 +123,12 @@ def _check_run_folder(run_dir: Path, config: TrainConfig, write: bool = True) ->
     if saved.is_file() and resume_point(run_dir) is not None:
         existing = read_json(saved)
 
-        def run_part(settings: dict, keep_epochs: bool = True) -> dict:
-            optim = {k: v for k, v in settings.get("optim", {}).items()
-                     if k not in INVOCATION_SETTINGS and (keep_epochs or k != "epochs")}
+        def run_part(settings: dict) -> dict:
+            """The settings that define the run (the budget in epochs may grow)."""
+            optim = {k: v for k, v in settings.get("optim", {}).items() if k not in INVOCATION_SETTINGS | {"epochs"}}
             return {**settings, "optim": optim}
 
-        if run_part(existing, keep_epochs=False) != run_part(wanted, keep_epochs=False):
+        if run_part(existing) != run_part(wanted):
             raise ConfigError(f"{run_dir} holds a run with another configuration (see {saved}); "
                               "use a new --out folder to start a different run")
         before, after = existing.get("optim", {}).get("epochs"), wanted["optim"]["epochs"]
