@@ -16,6 +16,7 @@ from . import (
     evaluate_cmd,
     pseudo_label_cmd,
     robustness_cmd,
+    serve_cmd,
     split_cmd,
     synthesize_cmd,
     toy_cmd,
@@ -24,7 +25,7 @@ from . import (
 
 # In the order of the method's data flow.
 COMMANDS = (toy_cmd, check_cmd, synthesize_cmd, split_cmd, boxes_cmd, pseudo_label_cmd, train_cmd, evaluate_cmd,
-            robustness_cmd, deploy_cmds, demo_cmd)
+            robustness_cmd, deploy_cmds, serve_cmd, demo_cmd)
 
 
 class _Formatter(logging.Formatter):

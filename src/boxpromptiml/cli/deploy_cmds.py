@@ -47,6 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_model_option(p)
     p.add_argument("--masks", action="store_true", help="also write binary masks to OUT/masks/")
     p.add_argument("--overlays", action="store_true", help="also write overlay pictures to OUT/overlays/")
+    p.add_argument("--report", action="store_true",
+                   help="also write a self-contained one-page HTML report per image to OUT/reports/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
     add_shard_option(p)
     add_overwrite_option(p)
@@ -94,7 +96,7 @@ def run_predict(args: argparse.Namespace) -> int:
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
     predictor = load_predictor(args.model, args.backend, args.device)
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
-                           resolve_shard(args.shard))
+                           resolve_shard(args.shard), reports=args.report)
     print(f"predicted {len(result.results)} image(s) into {args.out}")
     if predictor.decision is not None:
         flagged = sorted(name for name, p in result.results.items() if p.score > predictor.decision.threshold)

@@ -108,9 +108,42 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
+LARGE_PHOTO_PIXELS = 4_000_000  # from this size on, plain 8-bit JPEGs are decoded straight into the result
+
+
+def _read_large_jpeg(path: Path) -> np.ndarray | None:
+    """A large 8-bit RGB / gray JPEG decoded by OpenCV directly into the returned array, colour order swapped
+    in place: one copy of the pixels instead of Pillow's three (its RGBX buffer, the bytes handed to numpy,
+    the array), 0.4 GB less for a 12000 x 9000 photo. Both wrap libjpeg-turbo with the same settings, so the
+    pixels are the same (checked in the tests). None when the file is not such a JPEG, or may be truncated
+    (no end-of-image marker: OpenCV would fill the missing rows with grey; Pillow reports them)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.width * im.height < LARGE_PHOTO_PIXELS:
+                    return None
+                if im.width * im.height > MAX_PIXELS:
+                    raise _too_large(path, "image", im.width, im.height)
+        with open(path, "rb") as handle:
+            handle.seek(-2, os.SEEK_END)
+            if handle.read(2) != b"\xff\xd9":
+                return None
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+    arr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None:
+        return None
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=arr)
+
+
 def read_image(path: PathLike) -> np.ndarray:
     """Read an image as RGB uint8 (HxWx3), see the module docstring for the conversions."""
     path = Path(path)
+    _require_file(path, "image")
+    large = _read_large_jpeg(path)
+    if large is not None:
+        return large
     arr = _to_uint8(_read_native(path, "image"))
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)

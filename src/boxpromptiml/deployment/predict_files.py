@@ -3,8 +3,9 @@
 Writes ``OUT/<stem>.png`` (8-bit probability), ``OUT/scores.json`` (image-level scores),
 ``OUT/verdicts.json`` (score, verdict and the threshold it used, when the model has a
 calibrated image-level threshold: see `bpiml calibrate`), and
-optionally ``OUT/masks/<stem>.png`` (binary at the threshold) and ``OUT/overlays/<stem>.jpg``
-(the image with the map in red). Unreadable images are reported and skipped.
+optionally ``OUT/masks/<stem>.png`` (binary at the threshold), ``OUT/overlays/<stem>.jpg``
+(the image with the map in red) and ``OUT/reports/<stem>.html`` (a self-contained one-page report,
+the same page `bpiml serve` exports). Unreadable images are reported and skipped.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
 
 
 def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, masks: bool = False,
-                  overlays: bool = False, threshold: float = 0.5, shard: Shard | None = None) -> SampleRun[Prediction]:
+                  overlays: bool = False, threshold: float = 0.5, shard: Shard | None = None,
+                  reports: bool = False) -> SampleRun[Prediction]:
     """Predict every input (this shard's share of them, if given); the shared score files are updated
     under a lock, so shards may run at once on one output folder."""
     out = Path(out_dir)
@@ -90,6 +92,13 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
             ok, jpg = cv2.imencode(".jpg", overlay(image, prediction.probability)[..., ::-1],
                                    [cv2.IMWRITE_JPEG_QUALITY, 90])
             write_bytes_atomic(out / "overlays" / f"{path.stem}.jpg", jpg.tobytes())
+        if reports:
+            from .report import render_report
+
+            score = prediction.score if prediction.score is not None else float(prediction.probability.max())
+            page = render_report(image, prediction.probability, score, image_name=path.name,
+                                 model=predictor.describe(), decision=predictor.decision, threshold=threshold)
+            write_bytes_atomic(out / "reports" / f"{path.stem}.html", page.encode("utf-8"))
         return prediction
 
     run = run_per_sample(paths, step, desc="predict", total=len(paths), name_of=lambda p: p.stem)

@@ -50,6 +50,14 @@ class Predictor:
 
         return cls(run, session.student_config, f"onnx:{path}")
 
+    def describe(self) -> dict[str, object]:
+        """What made the maps: the model's source, its student settings and its image-level decision."""
+        about: dict[str, object] = {"model": self.description or "(in memory)"}
+        about.update({f"student.{k}": v for k, v in self.config.to_dict().items()})
+        if self.decision is not None:
+            about["decision"] = self.decision.describe()
+        return about
+
     def predict(self, image: np.ndarray) -> Prediction:
         """Probability map at the image's size and its image score (the model's own, else the map's maximum)."""
         prediction = predict_image(self.predict_batch, self.config, image)

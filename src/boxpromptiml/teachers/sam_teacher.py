@@ -7,6 +7,9 @@ through the same :class:`CanvasTransform`, so they can never disagree.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,19 +85,42 @@ class SamTeacher(Teacher):
         self.weights = weights or {}
         self._grabcut = GrabCutTeacher(self.options)
         self.device = torch.device("cpu")
+        self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._embeddings_capacity = 0
+        self._embeddings_lock = threading.Lock()
+
+    def cache_embeddings(self, capacity: int) -> SamTeacher:
+        """Keep the image embeddings of the last ``capacity`` images (0 = none, the default), so that
+        prompting the same image again with other boxes runs only the decoder (interactive annotation)."""
+        with self._embeddings_lock:
+            self._embeddings_capacity = max(0, capacity)
+            while len(self._embeddings) > self._embeddings_capacity:
+                self._embeddings.popitem(last=False)
+        return self
 
     def to(self, device: torch.device | str) -> SamTeacher:
         """Run the network on ``device`` (images are prepared on the CPU and sent there)."""
         self.device = torch.device(device)
         self.model.to(self.device)
+        with self._embeddings_lock:
+            self._embeddings.clear()
         return self
 
     # -- tensor tier ------------------------------------------------------------------------
     @torch.inference_mode()
     def predict_logits(self, canvas: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Low-resolution logits (N x 1 x m x m) for N canvas boxes on one 1 x 3 x S x S canvas."""
-        canvas, boxes = canvas.to(self.device), boxes.to(self.device)
-        embedding = self.model.encode(canvas.contiguous(memory_format=torch.channels_last))
+        return self.decode_logits(self.encode(canvas), boxes)
+
+    @torch.inference_mode()
+    def encode(self, canvas: torch.Tensor) -> torch.Tensor:
+        """The image embedding of one 1 x 3 x S x S canvas (the expensive half)."""
+        return self.model.encode(canvas.to(self.device).contiguous(memory_format=torch.channels_last))
+
+    @torch.inference_mode()
+    def decode_logits(self, embedding: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Low-resolution logits (N x 1 x m x m) for N canvas boxes on an image embedding (the cheap half)."""
+        boxes = boxes.to(self.device)
         logits, iou = self.model.decode(embedding, boxes, multimask=self.settings.multimask)
         if self.settings.multimask:
             best = iou.argmax(dim=1)
@@ -126,10 +152,27 @@ class SamTeacher(Teacher):
 
     def _segment_region(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         transform = CanvasTransform(image.shape[0], image.shape[1], self.model.input_size, self.settings.resize)
-        canvas = transform.image(image, self.settings.normalize, self.settings.antialias)
-        logits = self.predict_logits(canvas, transform.boxes(boxes))
+        logits = self.decode_logits(self._embedding(image, transform), transform.boxes(boxes))
         with torch.inference_mode():
             return torch.sigmoid(transform.logits_to_image(logits)).numpy()
+
+    def _embedding(self, image: np.ndarray, transform: CanvasTransform) -> torch.Tensor:
+        """The image's embedding, from the cache when it holds this image (same pixels, same shape)."""
+        if self._embeddings_capacity == 0:
+            return self.encode(transform.image(image, self.settings.normalize, self.settings.antialias))
+        digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(image).data)
+        key = digest.digest()
+        with self._embeddings_lock:
+            if key in self._embeddings:
+                self._embeddings.move_to_end(key)
+                return self._embeddings[key]
+        embedding = self.encode(transform.image(image, self.settings.normalize, self.settings.antialias))
+        with self._embeddings_lock:
+            self._embeddings[key] = embedding
+            while len(self._embeddings) > self._embeddings_capacity:
+                self._embeddings.popitem(last=False)
+        return embedding
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "settings": self.settings.to_dict(), **self.weights}

@@ -1,0 +1,385 @@
+"""The web app's JSON API and page: FastAPI over the library's own functions.
+
+Images are named by the client only through the dataset's own listing (never a path it made up), and
+a listed file whose real location lies outside the dataset folder (a symlink pointing elsewhere) is
+refused. Uploads are capped in bytes and pixels before decoding. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from ..data.images import image_size, read_image
+from ..data.readers import load_datasets
+from ..data.samples import Box, Dataset, Sample
+from ..errors import BPIMLError, DataError
+from .annotations import AnnotationFile, ImageAnnotation
+from .interactive import BoxPrompter, fit_within, propose_boxes
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What `bpiml serve` was started with."""
+
+    dataset: tuple[str, ...] = ()  # dataset specs (a JSON list or a folder; repeat to combine)
+    boxes: str | None = None  # the COCO file the annotation view reads and writes
+    model: str | None = None  # student run folder (None: the shipped model)
+    teacher: str = "litemedsam"
+    checkpoint: str | None = None  # the teacher's weights, for teachers that need a file
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_upload_mb: float = 50.0
+    max_pixels: int = 60_000_000  # larger photos are refused before they are decoded
+    preview_side: int = 2048  # what the page is sent: enough to look at, light enough not to freeze it
+    work_side: int = 1024  # the teacher works on images shrunk to this longer side
+    kept_results: int = 4  # analysed images kept in memory for the page (oldest dropped first)
+
+
+@dataclass
+class Analysis:
+    """One analysed image as the page uses it."""
+
+    name: str
+    preview: np.ndarray  # RGB uint8, longer side <= preview_side
+    probability: np.ndarray  # uint8 0..255 at the image's full size
+    score: float
+    width: int
+    height: int
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class BoxesIn(BaseModel):
+    name: str
+    boxes: list[list[float]] = Field(default_factory=list, max_length=200)  # [x1, y1, x2, y2] in image pixels
+
+
+class SaveIn(BoxesIn):
+    seconds: float = 0.0
+
+
+def _boxes(rows: list[list[float]]) -> list[Box]:
+    boxes = []
+    for row in rows:
+        if len(row) != 4 or not all(np.isfinite(row)):
+            raise HTTPException(422, f"a box is four finite numbers [x1, y1, x2, y2], got {row}")
+        x1, y1, x2, y2 = row
+        boxes.append(Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)))
+    return boxes
+
+
+def _png(gray: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", gray)
+    return data.tobytes()
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return data.tobytes()
+
+
+class AppState:
+    """The server's resources: the dataset and its box file, the models (loaded on first use), analyses."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.dataset: Dataset | None = load_datasets(list(settings.dataset)) if settings.dataset else None
+        self.annotations: AnnotationFile | None = None
+        if self.dataset is not None and settings.boxes:
+            self.annotations = AnnotationFile(Path(settings.boxes), self.dataset)
+        self._by_name: dict[str, Sample] = {}
+        self.folder: Path | None = None
+        if self.dataset is not None:
+            self._by_name = {self.dataset.relative_name(s): s for s in self.dataset}
+            listed = [str(s.image.absolute().parent) for s in self.dataset]
+            self.folder = Path(os.path.commonpath(listed)).resolve()
+        self._predictor = None
+        self._prompter: BoxPrompter | None = None
+        self._load_lock = threading.Lock()
+        self._predict_lock = threading.Lock()
+        self.analyses: OrderedDict[str, Analysis] = OrderedDict()
+        self.uploads = tempfile.TemporaryDirectory(prefix="bpiml-serve-")
+
+    # -- models, loaded on first use so that the page opens at once --------------------------------
+    @property
+    def predictor(self):
+        with self._load_lock:
+            if self._predictor is None:
+                from ..deployment.predictor import load_predictor
+
+                self._predictor = load_predictor(self.settings.model)
+            return self._predictor
+
+    @property
+    def prompter(self) -> BoxPrompter:
+        with self._load_lock:
+            if self._prompter is None:
+                from ..teachers.zoo import create_teacher
+
+                self._prompter = BoxPrompter(create_teacher(self.settings.teacher, self.settings.checkpoint),
+                                             self.settings.work_side)
+            return self._prompter
+
+    def warm_up(self) -> None:
+        """Load the models now (called in a background thread at start), so the first request is not slow."""
+        try:
+            loaded = [self.predictor]
+            if self.annotations is not None:
+                loaded.append(self.prompter)
+        except BPIMLError as exc:  # the request that needs the model reports it
+            log.warning("could not load a model: %s", exc)
+
+    # -- files --------------------------------------------------------------------------------------
+    def sample(self, name: str) -> Sample:
+        """The dataset image listed under ``name``; 404 for anything else, 403 for a file outside the folder."""
+        sample = self._by_name.get(name)
+        if sample is None or self.folder is None:
+            raise HTTPException(404, f"{name!r} is not an image of the dataset")
+        if not sample.image.resolve().is_relative_to(self.folder):
+            raise HTTPException(403, f"{name!r} resolves outside the dataset folder {self.folder}; not served")
+        return sample
+
+    def read(self, path: Path, shown_name: str) -> np.ndarray:
+        """An image checked against the pixel cap from its header before it is decoded."""
+        try:
+            height, width = image_size(path)
+        except DataError as exc:
+            why = str(exc).replace(str(path), shown_name)
+            raise HTTPException(415, f"{shown_name}: not an image this app can read ({why})") from exc
+        if height * width > self.settings.max_pixels:
+            raise HTTPException(413, f"{shown_name} is {width} x {height} = {width * height / 1e6:.0f} megapixels, "
+                                     f"over this server's limit of {self.settings.max_pixels / 1e6:.0f} "
+                                     "(start bpiml serve with a larger --max-pixels)")
+        try:
+            return read_image(path)
+        except DataError as exc:
+            why = str(exc).replace(str(path), shown_name)  # uploads: name the user's file, not our temporary copy
+            raise HTTPException(415, f"{shown_name}: cannot read it as an image ({why})") from exc
+
+    def read_sample(self, name: str) -> np.ndarray:
+        return self.read(self.sample(name).image, name)
+
+    # -- analyses -----------------------------------------------------------------------------------
+    def analyse(self, image: np.ndarray, name: str) -> tuple[str, Analysis]:
+        with self._predict_lock:
+            prediction = self.predictor.predict(image)
+        probability = np.clip(prediction.probability * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        preview, _ = fit_within(image, self.settings.preview_side)
+        analysis = Analysis(name, preview, probability, float(prediction.score), image.shape[1], image.shape[0])
+        key = uuid.uuid4().hex
+        self.analyses[key] = analysis
+        while len(self.analyses) > self.settings.kept_results:
+            self.analyses.popitem(last=False)
+        return key, analysis
+
+    def analysis(self, key: str) -> Analysis:
+        if key not in self.analyses:
+            raise HTTPException(404, f"no analysis {key!r} (the server keeps the last {self.settings.kept_results})")
+        return self.analyses[key]
+
+    def describe_analysis(self, key: str, analysis: Analysis) -> dict[str, Any]:
+        from ..deployment.report import verdict_text
+
+        decision = self.predictor.decision
+        return {"id": key, "name": analysis.name, "width": analysis.width, "height": analysis.height,
+                "score": round(analysis.score, 4), "verdict": verdict_text(analysis.score, decision),
+                "tampered": None if decision is None else analysis.score > decision.threshold,
+                "decision": None if decision is None else decision.to_dict()}
+
+
+def _annotation_json(annotation: ImageAnnotation) -> dict[str, Any]:
+    return {"name": annotation.name, "boxes": [b.to_xyxy() for b in annotation.boxes],
+            "accepted": annotation.accepted, "seconds": annotation.seconds}
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    """The app for ``settings`` (the dataset and box file are read now; the models on first use)."""
+    state = AppState(settings)
+    app = FastAPI(title="BoxPromptIML", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.bpiml = state
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+
+    @app.exception_handler(BPIMLError)
+    def _library_error(request: Request, exc: BPIMLError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    def annotations() -> AnnotationFile:
+        if state.annotations is None:
+            raise HTTPException(409, "annotation needs bpiml serve --dataset D --boxes OUT.json")
+        return state.annotations
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/info")
+    def info() -> dict[str, Any]:
+        notes = state.annotations
+        return {"dataset": state.dataset.source if state.dataset else None,
+                "images": len(state.dataset) if state.dataset else 0,
+                "annotate": notes is not None, "boxes_file": settings.boxes,
+                "model": settings.model or "the shipped model", "teacher": settings.teacher,
+                "stats": notes.stats() if notes else None, "first_to_do": notes.first_to_do() if notes else None,
+                "max_upload_mb": settings.max_upload_mb, "max_pixels": settings.max_pixels}
+
+    @app.get("/api/dataset")
+    def dataset() -> dict[str, Any]:
+        if state.dataset is None:
+            return {"images": [], "first_to_do": None}
+        notes = state.annotations
+        rows = []
+        for name, sample in state._by_name.items():
+            entry = notes.get(name) if notes else None
+            rows.append({"name": name, "tampered": sample.is_tampered,
+                         "accepted": bool(entry and entry.accepted), "boxes": len(entry.boxes) if entry else 0})
+        return {"images": rows, "first_to_do": notes.first_to_do() if notes else None}
+
+    @app.get("/api/dataset/image")
+    def dataset_image(name: str = Query(...)) -> Response:
+        image = state.read_sample(name)
+        preview, _ = fit_within(image, settings.preview_side)
+        return Response(_jpeg(preview), media_type="image/jpeg",
+                        headers={"X-Image-Width": str(image.shape[1]), "X-Image-Height": str(image.shape[0])})
+
+    @app.get("/api/annotate")
+    def annotation(name: str = Query(...)) -> dict[str, Any]:
+        notes = annotations()
+        sample = state.sample(name)
+        try:
+            height, width = image_size(sample.image)
+        except DataError as exc:
+            raise HTTPException(415, f"{name}: not an image this app can read ({exc})") from exc
+        return {**_annotation_json(notes.get(name)), "width": width, "height": height,
+                "index": notes.names.index(name), "count": len(notes.names)}
+
+    @app.post("/api/annotate/pseudo")
+    def pseudo_mask(body: BoxesIn) -> Response:
+        annotations()
+        state.sample(body.name)
+        start = time.perf_counter()
+        mask, scale = state.prompter.pseudo_mask(body.name, lambda: state.read_sample(body.name), _boxes(body.boxes))
+        gray = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Response(_png(gray), media_type="image/png",
+                        headers={"X-Elapsed-Ms": f"{(time.perf_counter() - start) * 1000:.0f}"})
+
+    @app.post("/api/annotate/save")
+    def save(body: SaveIn) -> dict[str, Any]:
+        notes = annotations()
+        state.sample(body.name)
+        try:
+            saved = notes.save(body.name, _boxes(body.boxes), body.seconds)
+        except DataError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"saved": _annotation_json(saved), "stats": notes.stats(), "first_to_do": notes.first_to_do()}
+
+    @app.get("/api/annotate/proposals")
+    def proposals(name: str = Query(...), threshold: float = Query(0.5, gt=0, lt=1)) -> dict[str, Any]:
+        image = state.read_sample(name)
+        _, analysis = state.analyse(image, name)
+        boxes = propose_boxes(analysis.probability.astype(np.float32) / 255.0, threshold)
+        return {"boxes": [b.to_xyxy() for b in boxes], "score": round(analysis.score, 4)}
+
+    @app.post("/api/inspect")
+    async def inspect_upload(request: Request, file: UploadFile) -> dict[str, Any]:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+            raise HTTPException(413, f"upload is {int(declared) / 1e6:.1f} MB, over this server's limit of "
+                                     f"{settings.max_upload_mb:g} MB (--max-upload-mb)")
+        shown = Path(file.filename or "upload").name
+        suffix = Path(shown).suffix.lower()
+        if suffix not in UPLOAD_SUFFIXES:
+            raise HTTPException(415, f"{shown}: not an image file (accepted: {', '.join(UPLOAD_SUFFIXES)})")
+        data = io.BytesIO()
+        while chunk := await file.read(1024 * 1024):
+            data.write(chunk)
+            if data.tell() > max_bytes:
+                raise HTTPException(413, f"{shown} is over this server's upload limit of "
+                                         f"{settings.max_upload_mb:g} MB (--max-upload-mb)")
+        path = Path(state.uploads.name) / f"{uuid.uuid4().hex}{suffix}"
+        path.write_bytes(data.getvalue())
+        del data
+        try:
+            image = state.read(path, shown)
+        finally:
+            path.unlink(missing_ok=True)
+        key, analysis = state.analyse(image, shown)
+        return state.describe_analysis(key, analysis)
+
+    @app.post("/api/inspect/dataset")
+    def inspect_dataset(name: str = Query(...)) -> dict[str, Any]:
+        key, analysis = state.analyse(state.read_sample(name), name)
+        return state.describe_analysis(key, analysis)
+
+    @app.get("/api/inspect/{key}/image")
+    def analysis_image(key: str) -> Response:
+        return Response(_jpeg(state.analysis(key).preview), media_type="image/jpeg")
+
+    @app.get("/api/inspect/{key}/map.png")
+    def analysis_map(key: str, full: bool = False) -> Response:
+        analysis = state.analysis(key)
+        prob = analysis.probability
+        if not full:
+            height, width = analysis.preview.shape[:2]
+            prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_AREA)
+        stem = Path(analysis.name).stem
+        headers = {"Content-Disposition": f'attachment; filename="{stem}_map.png"'} if full else {}
+        return Response(_png(prob), media_type="image/png", headers=headers)
+
+    @app.get("/api/inspect/{key}/mask.png")
+    def analysis_mask(key: str, threshold: float = Query(0.5, gt=0, lt=1)) -> Response:
+        analysis = state.analysis(key)
+        mask = ((analysis.probability > threshold * 255.0) * 255).astype(np.uint8)
+        stem = Path(analysis.name).stem
+        return Response(_png(mask), media_type="image/png",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}_mask.png"'})
+
+    @app.get("/api/inspect/{key}/report.html")
+    def analysis_report(key: str, threshold: float = Query(0.5, gt=0, lt=1)) -> Response:
+        from ..deployment.report import render_report
+
+        analysis = state.analysis(key)
+        probability = analysis.probability.astype(np.float32) / 255.0
+        page = render_report(analysis.preview, probability, analysis.score, image_name=analysis.name,
+                             model=state.predictor.describe(), decision=state.predictor.decision,
+                             threshold=threshold, created=analysis.created)
+        stem = Path(analysis.name).stem
+        return Response(page, media_type="text/html",
+                        headers={"Content-Disposition": f'attachment; filename="{stem}_report.html"'})
+
+    return app
+
+
+def serve(settings: ServeSettings) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(settings)
+    threading.Thread(target=app.state.bpiml.warm_up, daemon=True).start()
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this machine can read the dataset's images and write "
+                    "the box file; there is no login", settings.host)
+    print(f"bpiml serve: open http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:"
+          f"{settings.port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

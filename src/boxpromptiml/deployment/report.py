@@ -1,0 +1,94 @@
+"""A one-page, self-contained HTML report of one image's analysis (`bpiml predict --report`, `bpiml serve`).
+
+Everything is inside the file (pictures as data URIs, styles inline), so it can be mailed or archived
+as is: the photo, the heat map over it, the binary mask, the image-level verdict with the false-alarm
+rate its threshold was calibrated to, the model and its settings, and the date.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..evaluation.calibration import ImageDecision
+from .predict_files import overlay
+
+REPORT_SIDE = 1600  # pictures in the report are shrunk to this longer side (the page stays a few MB)
+
+
+def _data_uri(image: np.ndarray, fmt: str) -> str:
+    """An RGB or gray uint8 picture as a ``data:`` URI (JPEG for photos, PNG for masks)."""
+    pixels = image[..., ::-1] if image.ndim == 3 else image
+    ok, encoded = cv2.imencode(f".{fmt}", pixels, [cv2.IMWRITE_JPEG_QUALITY, 88] if fmt == "jpg" else [])
+    if not ok:
+        raise ValueError(f"could not encode a {image.shape} picture as {fmt}")
+    mime = "image/jpeg" if fmt == "jpg" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
+
+
+def _shrink(image: np.ndarray, side: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    if scale == 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def verdict_text(score: float, decision: ImageDecision | None) -> str:
+    """The image-level verdict in words (or why there is none)."""
+    if decision is None:
+        return (f"image score {score:.3f}; this model has no calibrated image threshold "
+                "(bpiml calibrate makes one), so no verdict is given")
+    called = "TAMPERED" if score > decision.threshold else "no manipulation found"
+    return (f"{called}: image score {score:.3f} against threshold {decision.threshold:.3f}, which flagged "
+            f"{decision.false_alarm_rate:.1%} of {decision.n_authentic} authentic images of "
+            f"{decision.calibrated_on} (target {decision.target_false_alarm_rate:.0%} false alarms)")
+
+
+def render_report(image: np.ndarray, probability: np.ndarray, score: float, *, image_name: str,
+                  model: dict[str, Any], decision: ImageDecision | None, threshold: float = 0.5,
+                  created: datetime | None = None) -> str:
+    """The report page as a string. ``model`` describes the model (its source and settings); ``image`` may be a
+    shrunk copy of the photo (the map gives the size reported)."""
+    created = created or datetime.now(UTC)
+    photo = _shrink(image, REPORT_SIDE)
+    prob = cv2.resize(probability.astype(np.float32), (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_AREA)
+    mask = ((prob > threshold) * 255).astype(np.uint8)
+    tampered_share = float(np.mean(probability > threshold))
+    esc = html.escape
+    rows = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
+                   for k, v in model.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>BoxPromptIML report: {esc(image_name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+.pictures {{ display: grid; grid-template-columns: repeat(3, 1fr); gap: 12px; }}
+figure {{ margin: 0; }} img {{ width: 100%; border: 1px solid #ccc; }}
+figcaption {{ font-size: 0.9em; color: #555; }}
+.verdict {{ font-size: 1.15em; padding: 0.6em 0.8em; background: #f3f3f3; border-left: 5px solid #c33; }}
+table {{ border-collapse: collapse; font-size: 0.85em; }} th, td {{ text-align: left; padding: 2px 8px;
+vertical-align: top; border-bottom: 1px solid #eee; }} td {{ font-family: monospace; word-break: break-all; }}
+</style></head>
+<body>
+<h1>Manipulation analysis: {esc(image_name)}</h1>
+<p class="verdict" id="verdict">{esc(verdict_text(score, decision))}</p>
+<p>Image {probability.shape[1]} x {probability.shape[0]} pixels; {tampered_share:.1%} of its pixels have tampering
+probability above {threshold:.2f}. Created {esc(created.isoformat(timespec="seconds"))}.</p>
+<div class="pictures">
+<figure><img alt="photo" src="{_data_uri(photo, 'jpg')}"><figcaption>The photo</figcaption></figure>
+<figure><img alt="heat map" src="{_data_uri(overlay(photo, prob), 'jpg')}">
+<figcaption>Tampering probability in red</figcaption></figure>
+<figure><img alt="mask" src="{_data_uri(mask, 'png')}"><figcaption>Mask at {threshold:.2f}</figcaption></figure>
+</div>
+<h2>Model</h2><table>{rows}</table>
+<p style="font-size:0.85em;color:#666">Made by BoxPromptIML. A heat map shows where the model sees traces of
+manipulation; it is evidence to weigh, not proof.</p>
+</body></html>
+"""

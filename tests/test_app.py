@@ -1,0 +1,264 @@
+"""`bpiml serve`: every API endpoint, bad inputs, the atomic save, and the pieces behind them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from boxpromptiml.app.annotations import SECONDS_KEY, AnnotationFile  # noqa: E402
+from boxpromptiml.app.interactive import BoxPrompter, propose_boxes  # noqa: E402
+from boxpromptiml.app.server import ServeSettings, create_app, serve  # noqa: E402
+from boxpromptiml.data import attach_boxes, load_dataset, read_coco_boxes  # noqa: E402
+from boxpromptiml.data.samples import Box  # noqa: E402
+from boxpromptiml.data.toy import make_toy_dataset  # noqa: E402
+
+
+@pytest.fixture
+def toy(tmp_path):
+    make_toy_dataset(tmp_path / "toy", n_tampered=3, n_authentic=1, size=(96, 128))
+    return tmp_path / "toy"
+
+
+def client_for(toy: Path, boxes: Path | None, **settings) -> TestClient:
+    return TestClient(create_app(ServeSettings(dataset=(str(toy),), boxes=str(boxes) if boxes else None,
+                                               teacher="grabcut", **settings)))
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_listing_info_and_dataset_images(toy, tmp_path):
+    client = client_for(toy, tmp_path / "boxes.json")
+    info = client.get("/api/info").json()
+    assert info["annotate"] and info["images"] == 4 and info["first_to_do"] == "Tp/toy_tp_000.png"
+    names = [row["name"] for row in client.get("/api/dataset").json()["images"]]
+    assert names[:1] == ["Tp/toy_tp_000.png"] and "Au/toy_au_000.png" in names
+    response = client.get("/api/dataset/image", params={"name": names[0]})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert (response.headers["x-image-width"], response.headers["x-image-height"]) == ("128", "96")
+    assert Image.open(io.BytesIO(response.content)).size == (128, 96)
+    page = client.get("/")
+    assert page.status_code == 200 and "annotate-canvas" in page.text
+    assert client.get("/static/app.js").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "Tp/../../../etc/passwd", "Gt/toy_tp_000.png",
+                                  "..%2F..%2Fetc%2Fpasswd", ""])
+def test_names_outside_the_listing_are_not_served(toy, tmp_path, name):
+    client = client_for(toy, tmp_path / "boxes.json")
+    for path in ("/api/dataset/image", "/api/annotate", "/api/annotate/proposals"):
+        response = client.get(path, params={"name": name})
+        assert response.status_code == 404, (path, response.text)
+    assert client.post("/api/annotate/save", json={"name": name, "boxes": []}).status_code == 404
+    assert client.post("/api/inspect/dataset", params={"name": name}).status_code == 404
+
+
+def test_a_symlink_escaping_the_dataset_folder_is_refused(toy, tmp_path):
+    secret = tmp_path / "outside" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes(png_bytes(np.zeros((8, 8, 3), np.uint8)))
+    os.symlink(secret, toy / "Tp" / "escape.png")
+    client = client_for(toy, tmp_path / "boxes.json")
+    listed = [row["name"] for row in client.get("/api/dataset").json()["images"] if "secret" in row["name"]]
+    assert len(listed) == 1
+    for name in (*listed, "Tp/escape.png"):
+        assert client.get("/api/dataset/image", params={"name": name}).status_code in (403, 404)
+    response = client.get("/api/dataset/image", params={"name": listed[0]})
+    assert response.status_code == 403 and "outside the dataset folder" in response.json()["detail"]
+
+
+def test_annotate_pseudo_mask_and_atomic_save(toy, tmp_path, monkeypatch):
+    boxes_file = tmp_path / "boxes.json"
+    client = client_for(toy, boxes_file)
+    name = "Tp/toy_tp_001.png"
+    entry = client.get("/api/annotate", params={"name": name}).json()
+    assert entry == {"name": name, "boxes": [], "accepted": False, "seconds": None, "width": 128, "height": 96,
+                     "index": 1, "count": 4}
+    response = client.post("/api/annotate/pseudo", json={"name": name, "boxes": [[20, 10, 80, 60]]})
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    mask = np.array(Image.open(io.BytesIO(response.content)))
+    assert mask.shape == (96, 128) and mask[10:60, 20:80].max() > 0 and mask[70:, :].max() == 0  # clipped to box
+    assert client.post("/api/annotate/pseudo", json={"name": name, "boxes": []}).status_code == 200
+
+    saved = client.post("/api/annotate/save", json={"name": name, "boxes": [[80, 60, 20, 10], [500, 500, 600, 600]],
+                                                    "seconds": 6.5}).json()
+    assert saved["saved"]["boxes"] == [[20.0, 10.0, 80.0, 60.0]]  # corners ordered, the box off the image dropped
+    assert saved["stats"] == {"images": 4, "accepted": 1, "timed": 1, "mean_seconds": 6.5}
+    coco = json.loads(boxes_file.read_text())
+    assert coco["images"][0][SECONDS_KEY] == 6.5 and coco["annotations"][0]["bbox"] == [20.0, 10.0, 60.0, 50.0]
+    # the written file is what bpiml pseudo-label and train read
+    dataset = attach_boxes(load_dataset(toy), read_coco_boxes(boxes_file))
+    assert [s.boxes for s in dataset if s.boxes] == [(Box(20, 10, 80, 60),)]
+
+    # a crash in the middle of a save leaves the previous file whole, and no temporary file behind
+    before = boxes_file.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        client.post("/api/annotate/save", json={"name": "Tp/toy_tp_002.png", "boxes": [[1, 1, 30, 30]]})
+    monkeypatch.undo()
+    assert boxes_file.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_save_rejects_bad_boxes_and_times(toy, tmp_path):
+    client = client_for(toy, tmp_path / "boxes.json")
+    name = "Tp/toy_tp_000.png"
+    assert client.post("/api/annotate/save", json={"name": name, "boxes": [[1, 2, 3]]}).status_code == 422
+    bad = client.post("/api/annotate/save", content=b'{"name": "Tp/toy_tp_000.png", "boxes": [[1, 2, NaN, 4]]}',
+                      headers={"content-type": "application/json"})
+    assert bad.status_code == 422
+    assert client.post("/api/annotate/save", json={"name": name, "boxes": [], "seconds": -1}).status_code == 422
+    assert not (tmp_path / "boxes.json").exists()
+
+
+def test_resume_keeps_other_entries_and_opens_the_first_image_without_boxes(toy, tmp_path):
+    boxes_file = tmp_path / "boxes.json"
+    boxes_file.write_text(json.dumps({
+        "info": {"by": "someone"},
+        "images": [{"id": 7, "file_name": "Tp/toy_tp_000.png", "width": 128, "height": 96},
+                   {"id": 9, "file_name": "elsewhere/other.png", "width": 10, "height": 10}],
+        "annotations": [{"id": 3, "image_id": 7, "bbox": [1, 2, 30, 40], "category_id": 1},
+                        {"id": 4, "image_id": 9, "bbox": [0, 0, 5, 5], "category_id": 1}],
+        "categories": [{"id": 1, "name": "tampered"}]}))
+    client = client_for(toy, boxes_file)
+    assert client.get("/api/info").json()["first_to_do"] == "Tp/toy_tp_001.png"
+    assert client.get("/api/annotate", params={"name": "Tp/toy_tp_000.png"}).json()["boxes"] == [[1, 2, 31, 42]]
+    client.post("/api/annotate/save", json={"name": "Tp/toy_tp_001.png", "boxes": [[5, 5, 50, 50]], "seconds": 2})
+    coco = json.loads(boxes_file.read_text())
+    assert coco["info"] == {"by": "someone"}
+    assert {a["id"]: a["image_id"] for a in coco["annotations"]}[4] == 9  # the foreign image's box is kept
+    assert [i["file_name"] for i in coco["images"]] == ["Tp/toy_tp_000.png", "elsewhere/other.png",
+                                                         "Tp/toy_tp_001.png"]
+    # an authentic image accepted with no box counts as done
+    client.post("/api/annotate/save", json={"name": "Tp/toy_tp_002.png", "boxes": [], "seconds": 1})
+    assert client.get("/api/info").json()["first_to_do"] == "Au/toy_au_000.png"
+
+
+def test_annotation_needs_a_box_file(toy):
+    client = client_for(toy, None)
+    assert client.get("/api/info").json()["annotate"] is False
+    assert client.get("/api/annotate", params={"name": "Tp/toy_tp_000.png"}).status_code == 409
+    assert client.post("/api/annotate/pseudo", json={"name": "Tp/toy_tp_000.png", "boxes": []}).status_code == 409
+
+
+def test_inspect_upload_and_its_downloads(toy, tmp_path):
+    client = client_for(toy, None)
+    data = (toy / "Tp" / "toy_tp_000.png").read_bytes()
+    result = client.post("/api/inspect", files={"file": ("photo.png", data, "image/png")}).json()
+    assert (result["width"], result["height"], result["name"]) == (128, 96, "photo.png")
+    assert 0 <= result["score"] <= 1 and "threshold" in result["verdict"]
+    key = result["id"]
+    assert Image.open(io.BytesIO(client.get(f"/api/inspect/{key}/image").content)).size == (128, 96)
+    full = client.get(f"/api/inspect/{key}/map.png", params={"full": True})
+    assert Image.open(io.BytesIO(full.content)).size == (128, 96) and "photo_map.png" in full.headers[
+        "content-disposition"]
+    mask = np.array(Image.open(io.BytesIO(client.get(f"/api/inspect/{key}/mask.png",
+                                                     params={"threshold": 0.01}).content)))
+    assert set(np.unique(mask)) <= {0, 255}
+    report = client.get(f"/api/inspect/{key}/report.html").text
+    assert "photo.png" in report and "data:image/jpeg;base64," in report and "false alarms" in report
+    assert "student.encoder" in report
+    from_dataset = client.post("/api/inspect/dataset", params={"name": "Au/toy_au_000.png"}).json()
+    assert from_dataset["name"] == "Au/toy_au_000.png"
+    assert client.get("/api/inspect/nope/image").status_code == 404
+    proposals = client.get("/api/annotate/proposals", params={"name": "Tp/toy_tp_000.png", "threshold": 0.01})
+    assert proposals.status_code == 200 and isinstance(proposals.json()["boxes"], list)
+
+
+def test_bad_uploads_get_clear_errors(toy, tmp_path):
+    client = client_for(toy, None, max_upload_mb=0.05, max_pixels=10_000)
+    cases = {
+        "notes.txt": (b"hello", 415, "not an image file"),
+        "fake.png": (b"not an image at all", 415, "fake.png"),
+        "cut.png": (png_bytes(np.full((60, 60, 3), 90, np.uint8))[:60], 415, "cut.png"),
+        "wide.png": (png_bytes(np.zeros((10, 2000), np.uint8)), 413, "megapixels"),
+        "big.png": (os.urandom(80_000), 413, "upload limit"),
+    }
+    for name, (data, status, words) in cases.items():
+        response = client.post("/api/inspect", files={"file": (name, data, "image/png")})
+        assert response.status_code == status, (name, response.text)
+        assert words in response.json()["detail"], (name, response.json())
+        assert "bpiml-serve-" not in response.json()["detail"]  # names the user's file, not our temporary copy
+
+
+def test_annotation_file_refuses_a_broken_file(toy, tmp_path):
+    from boxpromptiml.errors import DataError
+
+    broken = tmp_path / "boxes.json"
+    broken.write_text('{"images": [}')
+    with pytest.raises(DataError):
+        AnnotationFile(broken, load_dataset(toy))
+    assert broken.read_text() == '{"images": [}'  # never overwritten
+
+
+def test_box_prompter_encodes_each_image_once(toy):
+    """With the SAM teacher, a new box on the same image runs only the decoder; an unchanged box is not redone."""
+    from boxpromptiml.data.images import read_image
+    from boxpromptiml.teachers import create_teacher
+
+    teacher = create_teacher("litemedsam")
+    calls = {"encode": 0}
+    encode = teacher.encode
+
+    def counting(canvas):
+        calls["encode"] += 1
+        return encode(canvas)
+
+    teacher.encode = counting
+    prompter = BoxPrompter(teacher, work_side=64)
+    image = read_image(toy / "Tp" / "toy_tp_000.png")
+    first, scale = prompter.pseudo_mask("a", lambda: image, [Box(10, 10, 60, 50)])
+    assert scale == 0.5 and first.shape == (48, 64)
+    both, _ = prompter.pseudo_mask("a", lambda: image, [Box(10, 10, 60, 50), Box(70, 40, 120, 90)])
+    assert calls["encode"] == 1 and np.all(both >= first)
+    prompter.pseudo_mask("b", lambda: image[::-1].copy(), [Box(10, 10, 60, 50)])
+    assert calls["encode"] == 2
+
+
+def test_propose_boxes_finds_regions_largest_first():
+    probability = np.zeros((100, 100), np.float32)
+    probability[10:20, 10:20] = 0.9
+    probability[50:90, 40:80] = 0.8
+    probability[0, 99] = 0.99  # a speck
+    assert propose_boxes(probability, 0.5) == [Box(40, 50, 80, 90), Box(10, 10, 20, 20)]
+    assert propose_boxes(np.zeros((10, 10), np.float32)) == []
+
+
+def test_serve_warns_when_listening_beyond_this_machine(toy, monkeypatch, caplog, capsys):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: seen.update(host=host, port=port))
+    with caplog.at_level(logging.WARNING):
+        serve(ServeSettings(dataset=(str(toy),), host="0.0.0.0", port=9999, teacher="grabcut"))
+    assert seen == {"host": "0.0.0.0", "port": 9999}
+    assert "no login" in caplog.text and "http://127.0.0.1:9999/" in capsys.readouterr().out
+    caplog.clear()
+    serve(ServeSettings(dataset=(str(toy),), teacher="grabcut"))
+    assert "no login" not in caplog.text
+
+
+def test_predict_writes_the_same_report(toy, tmp_path):
+    from boxpromptiml.cli import main
+
+    out = tmp_path / "out"
+    assert main(["predict", str(toy / "Tp" / "toy_tp_000.png"), "-o", str(out), "--report", "--threads", "1"]) == 0
+    page = (out / "reports" / "toy_tp_000.html").read_text()
+    assert "toy_tp_000.png" in page and "data:image/png;base64," in page and "Image 128 x 96 pixels" in page
