@@ -182,3 +182,26 @@ def test_pixel_limit_applies_to_pillow_and_opencv(tmp_path, monkeypatch):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**__import__("os").environ, "BPIML_MAX_PIXELS": "10000"})
     assert result.returncode == 0 and "over the limit" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_large_jpeg_fast_path_gives_pillows_pixels(tmp_path, gray, monkeypatch):
+    """Large plain JPEGs are decoded by OpenCV into one array; the pixels are exactly Pillow's."""
+    import boxpromptiml.data.images as images
+
+    monkeypatch.setattr(images, "LARGE_PHOTO_PIXELS", 10_000)
+    rng = np.random.default_rng(3)
+    pixels = cv2.resize(rng.integers(0, 255, (30, 40, 3), np.uint8), (400, 300), interpolation=cv2.INTER_CUBIC)
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW": pixels are read as stored, not rotated
+    Image.fromarray(pixels[..., 0] if gray else pixels).save(path, quality=85, exif=exif)
+    assert images._read_large_jpeg(path).shape == (300, 400, 3)
+    expected = np.array(Image.open(path).convert("RGB"))
+    assert np.array_equal(read_image(path), expected)
+    # a truncated one goes through Pillow, which reports it instead of filling grey rows
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert images._read_large_jpeg(cut) is None
+    with pytest.raises(DataError, match="cut.jpg"):
+        read_image(cut)

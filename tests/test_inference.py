@@ -53,6 +53,22 @@ def test_tiles_cover_large_images_and_blend_back_exactly():
     assert all(b - a <= 96 for a, b in zip(starts, starts[1:], strict=False))
 
 
+def test_very_large_photos_use_small_tiles_and_a_half_precision_map(monkeypatch):
+    import boxpromptiml.student.inference as inference
+
+    monkeypatch.setattr(inference, "LEAN_PIXELS", 200 * 600 - 1)
+    monkeypatch.setattr(inference, "LEAN_TILE", 64)
+    image = np.random.default_rng(2).integers(0, 256, (200, 600, 3), dtype=np.uint8)
+    calls = []
+    prob, _ = predict_native(_echo_runner(calls), image, max_side=256, overlap=16)
+    assert prob.dtype == np.float16 and prob.shape == (200, 600)
+    assert max(max(c[-2:]) for c in calls) <= 64
+    np.testing.assert_allclose(prob.astype(np.float32), image[..., 0] / 255.0, atol=2e-3)
+    config = StudentConfig(resolution="native", max_side=256)
+    prediction = predict_image(_echo_runner([]), config, image)
+    assert prediction.probability.dtype == np.float16 and float(prediction.probability.max()) <= 1.0
+
+
 @pytest.mark.parametrize("resolution", ["resize", "native"])
 def test_student_prediction_shapes(resolution):
     model = build_student(StudentConfig(input_size=64, resolution=resolution, max_side=128, encoder_init="random"))

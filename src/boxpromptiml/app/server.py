@@ -26,8 +26,9 @@ from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from ..data.images import image_size, read_image
+from ..data.images import image_size, probability_to_uint8, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Box, Dataset, Sample
 from ..errors import BPIMLError, DataError
@@ -184,13 +185,14 @@ class AppState:
     def analyse(self, image: np.ndarray, name: str) -> tuple[str, Analysis]:
         with self._predict_lock:
             prediction = self.predictor.predict(image)
-        probability = np.clip(prediction.probability * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        probability = probability_to_uint8(prediction.probability)
         preview, _ = fit_within(image, self.settings.preview_side)
         analysis = Analysis(name, preview, probability, float(prediction.score), image.shape[1], image.shape[0])
         key = uuid.uuid4().hex
-        self.analyses[key] = analysis
-        while len(self.analyses) > self.settings.kept_results:
-            self.analyses.popitem(last=False)
+        with self._load_lock:
+            self.analyses[key] = analysis
+            while len(self.analyses) > self.settings.kept_results:
+                self.analyses.popitem(last=False)
         return key, analysis
 
     def analysis(self, key: str) -> Analysis:
@@ -292,7 +294,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
             saved = notes.save(body.name, _boxes(body.boxes), body.seconds)
         except DataError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return {"saved": _annotation_json(saved), "stats": notes.stats(), "first_to_do": notes.first_to_do()}
+        stats = notes.stats()
+        log.info("saved %s: %d box(es), %.1f s; %d of %d images done, mean %s s per image", body.name,
+                 len(saved.boxes), saved.seconds or 0.0, stats["accepted"], stats["images"], stats["mean_seconds"])
+        return {"saved": _annotation_json(saved), "stats": stats, "first_to_do": notes.first_to_do()}
 
     @app.get("/api/annotate/proposals")
     def proposals(name: str = Query(...), threshold: float = Query(0.5, gt=0, lt=1)) -> dict[str, Any]:
@@ -320,12 +325,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
         path = Path(state.uploads.name) / f"{uuid.uuid4().hex}{suffix}"
         path.write_bytes(data.getvalue())
         del data
-        try:
-            image = state.read(path, shown)
-        finally:
-            path.unlink(missing_ok=True)
-        key, analysis = state.analyse(image, shown)
-        return state.describe_analysis(key, analysis)
+
+        def analyse_upload() -> dict[str, Any]:  # decoding and the model run off the event loop
+            try:
+                image = state.read(path, shown)
+            finally:
+                path.unlink(missing_ok=True)
+            key, analysis = state.analyse(image, shown)
+            return state.describe_analysis(key, analysis)
+
+        return await run_in_threadpool(analyse_upload)
 
     @app.post("/api/inspect/dataset")
     def inspect_dataset(name: str = Query(...)) -> dict[str, Any]:

@@ -242,9 +242,16 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+BAND_ROWS = 512  # whole-image arithmetic on large maps goes a band of rows at a time: no full-size temporaries
+
+
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
     """Quantise probabilities in [0, 1] to 0..255 (round to nearest)."""
-    return np.clip(np.rint(np.asarray(prob, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    out = np.empty(prob.shape, np.uint8)
+    for row in range(0, max(1, prob.shape[0]), BAND_ROWS):
+        band = np.asarray(prob[row:row + BAND_ROWS], dtype=np.float32) * 255.0
+        out[row:row + BAND_ROWS] = np.clip(np.rint(band, out=band), 0, 255, out=band)
+    return out
 
 
 def write_probability_map(path: PathLike, prob: np.ndarray) -> Path:

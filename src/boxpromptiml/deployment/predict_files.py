@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import IMAGE_EXTENSIONS, PathLike, read_image, write_image, write_probability_map
+from ..data.images import BAND_ROWS, IMAGE_EXTENSIONS, PathLike, read_image, write_image, write_probability_map
 from ..errors import DataError
 from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_bytes_atomic, write_json_atomic
@@ -63,11 +63,15 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
-    """The image with tampering probability shown in red."""
-    red = np.zeros_like(image)
-    red[..., 0] = 255
-    alpha = (0.6 * prob)[..., None]
-    return (image * (1 - alpha) + red * alpha).astype(np.uint8)
+    """The image with tampering probability shown in red (a band of rows at a time: large photos need no
+    full-size float copies)."""
+    out = np.empty_like(image)
+    for row in range(0, max(1, image.shape[0]), BAND_ROWS):
+        alpha = (0.6 * prob[row:row + BAND_ROWS, :, None]).astype(np.float32)
+        band = image[row:row + BAND_ROWS] * (1 - alpha)
+        band[..., 0] += 255 * alpha[..., 0]
+        out[row:row + BAND_ROWS] = band
+    return out
 
 
 def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, masks: bool = False,
@@ -85,12 +89,16 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
         prediction = predictor.predict(image)
         write_probability_map(out / f"{path.stem}.png", prediction.probability)
         if masks:
-            write_image(out / "masks" / f"{path.stem}.png", (prediction.probability > threshold).astype(np.uint8) * 255)
+            mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
+            write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=np.empty_like(mask)))
+            del mask
         if overlays:
             import cv2
 
-            ok, jpg = cv2.imencode(".jpg", overlay(image, prediction.probability)[..., ::-1],
+            picture = overlay(image, prediction.probability)
+            ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
                                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+            del picture
             write_bytes_atomic(out / "overlays" / f"{path.stem}.jpg", jpg.tobytes())
         if reports:
             from .report import render_report

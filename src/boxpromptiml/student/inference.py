@@ -6,7 +6,8 @@ the same way. Two ways to fit an image to the network (``Resolution`` in the stu
   (cheap, but resampling erases the pixel-level traces manipulations leave);
 - ``native``: run the fully convolutional student on the image's own pixels, zero-padded to a
   multiple of 32; images whose longer side exceeds ``max_side`` are cut into overlapping tiles
-  whose maps are blended with a window that fades towards the tile edges.
+  whose maps are blended with a window that fades towards the tile edges (very large photos, over
+  ``LEAN_PIXELS``, in smaller tiles into a float16 map, to bound memory).
 """
 
 from __future__ import annotations
@@ -26,11 +27,15 @@ if TYPE_CHECKING:
 # images (B x 3 x H x W in [0, 1]) -> (probabilities B x 1 x H x W, image scores (B,) or None)
 BatchRunner = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 STRIDE = 32  # the encoders' coarsest stride: native inputs are padded to a multiple of it
+# Photos above LEAN_PIXELS (40 MP, e.g. 8000 x 5000) are predicted in tiles of at most LEAN_TILE px and their map is
+# held in float16 (an 8-bit PNG needs no more): a 12000 x 9000 photo then fits in 1.5 GB with torch loaded.
+LEAN_PIXELS = 40_000_000
+LEAN_TILE = 512
 
 
 @dataclass(frozen=True)
 class Prediction:
-    probability: np.ndarray  # float32 H x W in [0, 1], at the image's own size
+    probability: np.ndarray  # float32 H x W in [0, 1], at the image's own size (float16 above LEAN_PIXELS)
     score: float | None  # image-level tampering score in [0, 1] (None: the caller derives it from the map)
 
 
@@ -83,11 +88,14 @@ def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: 
         prob, score = run(to_tensor(padded)[None])
         return prob[0, 0, :height, :width].numpy(), (float(score[0]) if score is not None else None)
     tile = max_side - max_side % STRIDE
+    lean = height * width > LEAN_PIXELS
+    if lean:  # a very large photo: smaller tiles (a quarter of the activations) and a half-precision map
+        tile = min(tile, LEAN_TILE)
     ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
     # The tiles form a grid and each tile's window is an outer product, so the summed weights are the outer
     # product of two 1-D sums: no second full-size array is needed (a 12000 x 9000 photo saves 432 MB).
     weight_y, weight_x = np.zeros(height, np.float32), np.zeros(width, np.float32)
-    total = np.zeros((height, width), np.float32)
+    total = np.zeros((height, width), np.float16 if lean else np.float32)
     scores = []
     for y in ys:
         for x in xs:
@@ -130,5 +138,6 @@ def predict_image(run: BatchRunner, config: StudentConfig, image: np.ndarray) ->
         prob, score = predict_native(run, image, config.max_side)
     else:
         prob, score = predict_resized(run, image, config.input_size)
-    prob = prob.astype(np.float32, copy=False)
+    if prob.dtype not in (np.float16, np.float32):
+        prob = prob.astype(np.float32)
     return Prediction(np.clip(prob, 0.0, 1.0, out=prob), score)  # in place: large photos hold one map, not three
