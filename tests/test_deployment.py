@@ -119,3 +119,16 @@ def test_glob_through_a_symlink_loop_takes_each_file_once(tmp_path):
     (folder / "loop").symlink_to(folder, target_is_directory=True)
     paths = expand_inputs([str(folder / "**" / "*.png")])
     assert [p.name for p in paths] == ["a.png"]
+
+
+def test_overlays_of_large_photos_are_shrunk_for_viewing():
+    from boxpromptiml.deployment.predict_files import shrunk_for_viewing
+
+    image = np.full((300, 500, 3), 200, np.uint8)
+    prob = np.zeros((300, 500), np.float16)
+    prob[100:200, 200:300] = 1.0
+    small_image, small_prob = shrunk_for_viewing(image, prob, side=100)
+    assert small_image.shape == (60, 100, 3) and small_prob.shape == (60, 100)
+    assert small_prob[30, 50] == 1.0 and small_prob[5, 5] == 0.0
+    same_image, same_prob = shrunk_for_viewing(image, prob, side=500)
+    assert same_image is image and same_prob is prob

@@ -46,7 +46,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     add_model_option(p)
     p.add_argument("--masks", action="store_true", help="also write binary masks to OUT/masks/")
-    p.add_argument("--overlays", action="store_true", help="also write overlay pictures to OUT/overlays/")
+    p.add_argument("--overlays", action="store_true",
+                   help="also write overlay pictures to OUT/overlays/ (at most 4096 px on the longer side)")
     p.add_argument("--report", action="store_true",
                    help="also write a self-contained one-page HTML report per image to OUT/reports/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")

@@ -4,8 +4,8 @@ Writes ``OUT/<stem>.png`` (8-bit probability), ``OUT/scores.json`` (image-level 
 ``OUT/verdicts.json`` (score, verdict and the threshold it used, when the model has a
 calibrated image-level threshold: see `bpiml calibrate`), and
 optionally ``OUT/masks/<stem>.png`` (binary at the threshold), ``OUT/overlays/<stem>.jpg``
-(the image with the map in red) and ``OUT/reports/<stem>.html`` (a self-contained one-page report,
-the same page `bpiml serve` exports). Unreadable images are reported and skipped.
+(the image with the map in red, at most 4096 px on its longer side) and ``OUT/reports/<stem>.html``
+(a self-contained one-page report, the same page `bpiml serve` exports). Unreadable images are reported and skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.images import BAND_ROWS, IMAGE_EXTENSIONS, PathLike, read_image, write_image, write_probability_map
+from ..data.images import (
+    BAND_ROWS,
+    IMAGE_EXTENSIONS,
+    PathLike,
+    probability_to_uint8,
+    read_image,
+    write_image,
+    write_probability_map,
+)
 from ..errors import DataError
 from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_bytes_atomic, write_json_atomic
@@ -74,6 +82,22 @@ def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
     return out
 
 
+OVERLAY_SIDE = 4096  # overlays are pictures for people: larger photos get overlays of this longer side
+
+
+def shrunk_for_viewing(image: np.ndarray, prob: np.ndarray, side: int = OVERLAY_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its map shrunk (area-averaged) to at most ``side`` px on the longer side, for overlays."""
+    import cv2
+
+    height, width = image.shape[:2]
+    if max(height, width) <= side:
+        return image, prob
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small_prob = cv2.resize(probability_to_uint8(prob), size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_prob.astype(np.float32) / 255.0
+
+
 def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, masks: bool = False,
                   overlays: bool = False, threshold: float = 0.5, shard: Shard | None = None,
                   reports: bool = False) -> SampleRun[Prediction]:
@@ -95,7 +119,7 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
         if overlays:
             import cv2
 
-            picture = overlay(image, prediction.probability)
+            picture = overlay(*shrunk_for_viewing(image, prediction.probability))
             ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
                                    [cv2.IMWRITE_JPEG_QUALITY, 90])
             del picture
