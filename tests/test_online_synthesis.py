@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from boxpromptiml.synthesis.online import SHAPES, OnlineSynthesisConfig, forge_online, random_region, trace_history
+from boxpromptiml.synthesis.online import (
+    SHAPES,
+    OnlineSynthesisConfig,
+    forge_online,
+    object_region,
+    random_region,
+    trace_history,
+)
 
 
 def _photo(seed, shape=(120, 160)):
@@ -41,6 +48,39 @@ def test_the_mask_is_exactly_where_pixels_changed(kind):
         assert forgery.mask.any() and forgery.record["kind"] == kind
         assert not (changed & ~forgery.mask).any(), "no pixel outside the mask may change"
         assert changed[forgery.mask].mean() > 0.5, "most of the masked pixels differ from the host"
+
+
+def _objects_photo(seed, shape=(120, 160)):
+    """A photo with a few flat-coloured 'objects' on a textured background."""
+    photo = _photo(seed, shape)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        y, x = rng.integers(10, shape[0] - 40), rng.integers(10, shape[1] - 50)
+        photo[y:y + 30, x:x + 40] = rng.integers(0, 255, 3)
+    return photo
+
+
+def test_object_regions_follow_segments_of_the_photo():
+    photo = _objects_photo(5)
+    region = object_region(photo, np.random.default_rng(0), (0.03, 0.2))
+    assert region is not None and region.dtype == bool and region.shape == photo.shape[:2]
+    assert 0.03 * region.size * 0.8 <= region.sum() <= 0.2 * region.size * 1.2
+    assert object_region(np.zeros((60, 80, 3), np.uint8), np.random.default_rng(0), (0.01, 0.2)) is None
+
+
+@pytest.mark.parametrize("kind", ["splice", "copy_move"])
+def test_object_shaped_forgeries_are_seeded_and_exact(kind):
+    config = OnlineSynthesisConfig(kind_weights={kind: 1.0}, final_jpeg=0.0, trace_jpeg=1.0, object_share=1.0)
+    host, donor = _objects_photo(6), _objects_photo(7)
+    shapes = set()
+    for seed in range(4):
+        forgery = forge_online(host, donor, np.random.default_rng(seed), config)
+        again = forge_online(host, donor, np.random.default_rng(seed), config)
+        np.testing.assert_array_equal(forgery.image, again.image)
+        changed = np.any(forgery.image != host, axis=2)
+        assert not (changed & ~forgery.mask).any()
+        shapes.add(forgery.record["shape"])
+    assert "object" in shapes
 
 
 def test_trace_history_changes_traces_not_content():

@@ -230,6 +230,11 @@ def test_a_folder_without_a_finished_epoch_is_free_and_a_finished_run_can_be_ext
     assert result.epochs_done == 2 and [r["epoch"] for r in _rows(tmp_path / "run")] == ["0", "1"]
     with pytest.raises(ConfigError, match="another configuration"):
         loop.train(_config(prepared, epochs=2, lr=1e-2), tmp_path / "run")
+    # a run saved before a setting existed resumes with that setting at its default
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    del saved["data"]["synthetic_objects"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    assert loop.train(_config(prepared, epochs=3), tmp_path / "run").epochs_done == 3
 
 
 def test_one_truncated_pseudo_mask_is_skipped_and_listed(prepared, tmp_path):

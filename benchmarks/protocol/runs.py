@@ -30,6 +30,8 @@ RUNS = {
     "method": RunSpec("box supervision through the default SAM teacher (the method)"),
     "method-srm": RunSpec("the method + SRM noise-residual branch", overrides=("student.residual=srm",)),
     "method-synth": RunSpec("the method + 30% on-the-fly forgeries", overrides=SYNTHETIC),
+    "method-objects": RunSpec("the method + 30% on-the-fly forgeries, half of them object-shaped (as CASIA's)",
+                              overrides=(*SYNTHETIC, "data.synthetic_objects=0.5")),
     "traces": RunSpec("the method + SRM branch + 30% on-the-fly forgeries",
                       overrides=("student.residual=srm", *SYNTHETIC)),
     "full": RunSpec("full supervision, ground-truth masks (upper bound)", supervision="full"),

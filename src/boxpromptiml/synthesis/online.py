@@ -19,7 +19,7 @@ import numpy as np
 from ..data.degrade import gaussian_blur, gaussian_noise, jpeg_recompress
 from .forgeries import Forgery, PasteParams, forge
 
-SHAPES = ("polygon", "blob", "stroke")
+SHAPES = ("polygon", "blob", "stroke")  # drawn at random; "object" regions follow a segment of the source photo
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class OnlineSynthesisConfig:
     trace_blur: float = 0.2  # ... slightly blurred
     final_jpeg: float = 0.7  # the forged image is saved as JPEG once more (double compression inside)
     quality: tuple[int, int] = (60, 98)
+    # Share of splices and copy-moves whose region is an object-like segment of the source photo (Felzenszwalb),
+    # as in CASIA, where whole objects are pasted; the rest are random shapes. 0 = random shapes only.
+    object_share: float = 0.0
+    object_fraction: tuple[float, float] = (0.01, 0.25)  # area of object regions as a fraction of the image
     paste: PasteParams = field(default_factory=lambda: PasteParams(scale_range=(0.8, 1.2), max_rotation=15.0))
 
 
@@ -83,6 +87,27 @@ def random_region(shape: tuple[int, int], rng: np.random.Generator, kind: str,
     return canvas.astype(bool)
 
 
+def object_region(source: np.ndarray, rng: np.random.Generator, fraction: tuple[float, float] = (0.01, 0.25),
+                  work_side: int = 256) -> np.ndarray | None:
+    """A boolean region that follows one segment (an object or part of one) of ``source``, covering a share of
+    the image within ``fraction``; None when no segment has such a size. Segmented at ``work_side`` px."""
+    from skimage.segmentation import felzenszwalb
+
+    height, width = source.shape[:2]
+    scale = min(1.0, work_side / max(height, width))
+    small = cv2.resize(source, (max(8, round(width * scale)), max(8, round(height * scale))),
+                       interpolation=cv2.INTER_AREA) if scale < 1 else source
+    labels = felzenszwalb(small, scale=float(rng.uniform(150, 400)), sigma=0.8, min_size=40)
+    areas = np.bincount(labels.ravel()) / labels.size
+    candidates = np.flatnonzero((areas >= fraction[0]) & (areas <= fraction[1]))
+    if candidates.size == 0:
+        return None
+    chosen = (labels == int(rng.choice(candidates))).astype(np.uint8)
+    if chosen.shape != (height, width):
+        chosen = cv2.resize(chosen, (width, height), interpolation=cv2.INTER_NEAREST)
+    return chosen.astype(bool) if chosen.sum() >= 16 else None
+
+
 def trace_history(image: np.ndarray, config: OnlineSynthesisConfig, rng: np.random.Generator) -> np.ndarray:
     """The image with a processing history of its own (what the pasted content carries)."""
     out = image
@@ -106,16 +131,26 @@ def forge_online(host: np.ndarray, donor: np.ndarray, rng: np.random.Generator,
                  config: OnlineSynthesisConfig | None = None) -> Forgery:
     """One fresh forgery of ``host`` (``donor`` supplies spliced content); retries until one succeeds."""
     config = config or OnlineSynthesisConfig()
+    def region_of(source: np.ndarray, shape: str, fraction: tuple[float, float]) -> tuple[np.ndarray, str]:
+        if shape == "object":
+            region = object_region(source, rng, config.object_fraction)
+            if region is not None:
+                return region, shape
+            shape = "blob"  # no segment of a usable size in this photo
+        return random_region(host.shape[:2], rng, shape, fraction), shape
+
     for _ in range(10):
         kind = _weighted_choice(config.kind_weights, rng)
         shape = _weighted_choice(config.shape_weights, rng)
+        if kind != "removal" and config.object_share > 0 and rng.random() < config.object_share:
+            shape = "object"
         fraction = config.region_fraction if kind != "removal" else (config.region_fraction[0], 0.05)
         if kind == "splice":
             source = cv2.resize(donor, host.shape[1::-1]) if donor.shape != host.shape else donor
-            region = random_region(host.shape[:2], rng, shape, fraction)
+            region, shape = region_of(source, shape, fraction)
             forgery = forge(kind, host, region, rng, config.paste, donor=trace_history(source, config, rng))
         elif kind == "copy_move":
-            region = random_region(host.shape[:2], rng, shape, fraction)
+            region, shape = region_of(host, shape, fraction)
             forgery = forge(kind, trace_history(host, config, rng), region, rng, config.paste)
             if forgery is not None:  # only the copy carries the other history; the rest stays the host's pixels
                 forgery.image = np.where(forgery.mask[..., None], forgery.image, host)

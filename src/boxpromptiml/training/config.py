@@ -45,6 +45,7 @@ class DataConfig:
     # share of every epoch's samples; their targets are the exact masks of what was changed.
     synthetic: tuple[str, ...] = ()
     synthetic_fraction: float = 0.0
+    synthetic_objects: float = 0.0  # share of those splices / copy-moves whose region is an object-like segment
     resize_masks: bool = False  # full supervision: resize masks whose size differs from their image (nearest)
     max_bad_fraction: float = 0.05  # unreadable samples are skipped; more than this share of an epoch stops the run
 
@@ -181,7 +182,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "optim.threads": (1, 1024), "loss.bce": (0, None), "loss.dice": (0, None), "loss.outside_box": (0, None),
     "augment.hflip": (0, 1), "augment.scale_min": (0.05, 1), "augment.colour": (0, 1), "augment.jpeg": (0, 1),
     "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "data.val_limit": (1, None),
-    "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1), "data.max_bad_fraction": (0, 1),
+    "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1), "data.synthetic_objects": (0, 1),
+    "data.max_bad_fraction": (0, 1),
 }
 POSITIVE = {"optim.lr", "optim.max_minutes"}  # their lower bound is excluded
 

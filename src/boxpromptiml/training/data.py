@@ -28,7 +28,7 @@ from ..data.samples import Sample
 from ..errors import ConfigError, DataError
 from ..student.inference import to_tensor
 from ..student.inputs import image_to_input
-from ..synthesis.online import forge_online
+from ..synthesis.online import OnlineSynthesisConfig, forge_online
 from .augment import augment, native_crop
 from .config import AugmentConfig, Supervision, TrainSource
 
@@ -99,11 +99,13 @@ class TrainingSet(TorchDataset):
 
     def __init__(self, items: list[TrainItem], supervision: Supervision, size: int,
                  augment_config: AugmentConfig | None, seed: int = 0, native: bool = False,
-                 photos: list[Path] | None = None, resize_masks: bool = False) -> None:
+                 photos: list[Path] | None = None, resize_masks: bool = False,
+                 synthesis: OnlineSynthesisConfig | None = None) -> None:
         self.items, self.supervision, self.size, self.native = items, supervision, size, native
         self.augment_config, self.seed = augment_config, seed
         self.photos = photos or []  # hosts and donors of on-the-fly forgeries (index SYNTHETIC)
         self.resize_masks = resize_masks
+        self.synthesis = synthesis or OnlineSynthesisConfig()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -112,7 +114,7 @@ class TrainingSet(TorchDataset):
         """(image, target, box region, tampered) of a stored item, or of a fresh forgery."""
         if index == SYNTHETIC:
             host, donor = (self.photos[int(i)] for i in rng.integers(0, len(self.photos), 2))
-            forgery = forge_online(read_image(host), read_image(donor), rng)
+            forgery = forge_online(read_image(host), read_image(donor), rng, self.synthesis)
             mask = forgery.mask.astype(np.float32)
             return forgery.image, mask, np.ones_like(mask), True
         item = self.items[index]

@@ -43,6 +43,7 @@ from ..runner import run_per_sample
 from ..student.inference import predict_image, torch_runner
 from ..student.model import Resolution, Student, build_student
 from ..student.pretrained import initialise_encoder
+from ..synthesis.online import OnlineSynthesisConfig
 from . import distributed
 from .checkpoint import (
     METRICS,
@@ -122,6 +123,10 @@ def _check_run_folder(run_dir: Path, config: TrainConfig, write: bool = True) ->
     wanted = config.to_dict()
     if saved.is_file() and resume_point(run_dir) is not None:
         existing = read_json(saved)
+        try:  # settings added to TrainConfig after the run started take their defaults, as the run had them
+            existing = TrainConfig.from_dict(existing).to_dict()
+        except ConfigError:
+            pass  # a config this version cannot read: compared as written, so it is refused below
 
         def run_part(settings: dict) -> dict:
             """The settings that define the run (the budget in epochs may grow)."""
@@ -270,7 +275,8 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
     native = config.student.resolution is Resolution.NATIVE
     photos = synthetic_hosts(config.data)
     dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed,
-                          native, photos, config.data.resize_masks)
+                          native, photos, config.data.resize_masks,
+                          OnlineSynthesisConfig(object_share=config.data.synthetic_objects))
     fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
     scaler = grad_scaler(device, optim.precision)
