@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import timm
 import torch
 from torch import nn
 
@@ -40,6 +39,8 @@ class TinyViTEncoder(Encoder):
     def __init__(self, drop_path: float | None = None) -> None:
         super().__init__()
         extra = {} if drop_path is None else {"drop_path_rate": drop_path}
+        import timm  # here: importing timm (and torchvision with it) costs 200 MB the EfficientNet student never needs
+
         self.body = timm.create_model("tiny_vit_5m_224", pretrained=False, features_only=True, **extra)
         info = self.body.feature_info
         self.feature_info = [FeatureInfo(c, s) for c, s in zip(info.channels(), info.reduction(), strict=True)]
