@@ -35,6 +35,8 @@ RUNS = {
     "traces": RunSpec("the method + SRM branch + 30% on-the-fly forgeries",
                       overrides=("student.residual=srm", *SYNTHETIC)),
     "full": RunSpec("full supervision, ground-truth masks (upper bound)", supervision="full"),
+    "full-synth": RunSpec("full supervision + 30% on-the-fly forgeries (upper bound of method-synth)",
+                          supervision="full", overrides=SYNTHETIC),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),

@@ -55,7 +55,8 @@ def stage_ship(layout: Layout) -> str | None:
         "trained_on": "casia1_train minus its validation split (409 tampered + 250 authentic), COVERAGE train (70) "
                       "and its 70 authentic originals; boxes simulated from the masks; targets: "
                       + ("the filled boxes" if RUNS[best].supervision == "box"
-                         else f"{RUNS[best].teacher} pseudo masks"),
+                         else f"{RUNS[best].teacher} pseudo masks")
+                      + _synthetic_part(read_json_or_empty(layout.run(best) / "config.json")),
         "config": read_json_or_empty(layout.run(best) / "config.json"),
         "image_decision": decision.to_dict(),
         "test_scores": {t: {k: v for k, v in s.items() if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc")}
@@ -66,6 +67,17 @@ def stage_ship(layout: Layout) -> str | None:
     record_shipment(best, candidates, current, scores)
     log.info("shipped %s", best)
     return best
+
+
+def _synthetic_part(config: dict) -> str:
+    """The on-the-fly forgeries of a run, in words (empty when it had none)."""
+    data = config.get("data", {})
+    if not data.get("synthetic_fraction"):
+        return ""
+    objects = data.get("synthetic_objects") or 0
+    return (f"; plus {data['synthetic_fraction']:.0%} of the samples fresh forgeries (exact masks) hosted by the "
+            f"authentic photos of {', '.join(data.get('synthetic', []))}"
+            + (f", {objects:.0%} of them object-shaped" if objects else ""))
 
 
 def record_shipment(run: str, candidates: dict[str, float], replaced_val_f1: float | None, scores: dict) -> None:
