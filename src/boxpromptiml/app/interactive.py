@@ -15,18 +15,9 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
+from ..data.images import fit_within
 from ..data.samples import Box
 from ..teachers.base import Teacher
-
-
-def fit_within(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """The image shrunk (area interpolation) so its longer side is at most ``max_side``, and the scale used."""
-    height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale == 1.0:
-        return image, 1.0
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
 class BoxPrompter:

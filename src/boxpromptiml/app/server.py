@@ -28,12 +28,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..data.images import image_size, probability_to_uint8, read_image
+from ..data.images import encode_png, fit_within, image_size, probability_to_uint8, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Box, Dataset, Sample
 from ..errors import BPIMLError, DataError
 from .annotations import AnnotationFile, ImageAnnotation
-from .interactive import BoxPrompter, fit_within, propose_boxes
+from .interactive import BoxPrompter, propose_boxes
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -88,11 +88,6 @@ def _boxes(rows: list[list[float]]) -> list[Box]:
         x1, y1, x2, y2 = row
         boxes.append(Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)))
     return boxes
-
-
-def _png(gray: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", gray)
-    return data.tobytes()
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:
@@ -283,7 +278,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         start = time.perf_counter()
         mask, scale = state.prompter.pseudo_mask(body.name, lambda: state.read_sample(body.name), _boxes(body.boxes))
         gray = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Response(_png(gray), media_type="image/png",
+        return Response(encode_png(gray), media_type="image/png",
                         headers={"X-Elapsed-Ms": f"{(time.perf_counter() - start) * 1000:.0f}"})
 
     @app.post("/api/annotate/save")
@@ -354,14 +349,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
             prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_AREA)
         stem = Path(analysis.name).stem
         headers = {"Content-Disposition": f'attachment; filename="{stem}_map.png"'} if full else {}
-        return Response(_png(prob), media_type="image/png", headers=headers)
+        return Response(encode_png(prob), media_type="image/png", headers=headers)
 
     @app.get("/api/inspect/{key}/mask.png")
     def analysis_mask(key: str, threshold: float = Query(0.5, gt=0, lt=1)) -> Response:
         analysis = state.analysis(key)
         mask = ((analysis.probability > threshold * 255.0) * 255).astype(np.uint8)
         stem = Path(analysis.name).stem
-        return Response(_png(mask), media_type="image/png",
+        return Response(encode_png(mask), media_type="image/png",
                         headers={"Content-Disposition": f'attachment; filename="{stem}_mask.png"'})
 
     @app.get("/api/inspect/{key}/report.html")

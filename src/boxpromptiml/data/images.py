@@ -235,6 +235,16 @@ def read_probability_map(path: PathLike) -> np.ndarray:
     raise DataError(f"probability map {path} has unsupported pixel type {arr.dtype}; expected 8-bit PNG")
 
 
+def fit_within(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image shrunk (area interpolation) so its longer side is at most ``max_side``, and the scale used."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
 def encode_png(arr: np.ndarray) -> bytes:
     """PNG bytes of a uint8 gray (HxW) or RGB (HxWx3) array."""
     buffer = io.BytesIO()

@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..data.images import fit_within
 from ..evaluation.calibration import ImageDecision
 from .predict_files import overlay
 
@@ -30,15 +31,6 @@ def _data_uri(image: np.ndarray, fmt: str) -> str:
         raise ValueError(f"could not encode a {image.shape} picture as {fmt}")
     mime = "image/jpeg" if fmt == "jpg" else "image/png"
     return f"data:{mime};base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
-
-
-def _shrink(image: np.ndarray, side: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = min(1.0, side / max(height, width))
-    if scale == 1.0:
-        return image
-    return cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def verdict_text(score: float, decision: ImageDecision | None) -> str:
@@ -58,7 +50,7 @@ def render_report(image: np.ndarray, probability: np.ndarray, score: float, *, i
     """The report page as a string. ``model`` describes the model (its source and settings); ``image`` may be a
     shrunk copy of the photo (the map gives the size reported)."""
     created = created or datetime.now(UTC)
-    photo = _shrink(image, REPORT_SIDE)
+    photo, _ = fit_within(image, REPORT_SIDE)
     prob = cv2.resize(probability.astype(np.float32), (photo.shape[1], photo.shape[0]), interpolation=cv2.INTER_AREA)
     mask = ((prob > threshold) * 255).astype(np.uint8)
     tampered_share = float(np.mean(probability > threshold))
