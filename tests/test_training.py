@@ -278,3 +278,35 @@ def test_kill_9_while_checkpointing_resumes_to_the_same_model(prepared, tmp_path
     assert state["epoch"] == 2
     for (name, a), b in zip(resumed.state_dict().items(), expected.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_weight_average_is_what_is_saved_and_a_resumed_run_continues_it(prepared, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    assert loop.ema_decay_at(0.995, 0) == pytest.approx(0.1) and loop.ema_decay_at(0.995, 10**6) == 0.995
+    config = _config(prepared, epochs=2, samples_per_epoch=8, ema_decay=0.9)
+    loop.train(config, tmp_path / "reference")
+    group = tmp_path / "reference" / "last"
+    average, trained = load_file(str(group / "model.safetensors")), load_file(str(group / "training.safetensors"))
+    assert average.keys() == trained.keys()
+    assert any(not torch.equal(average[k], trained[k]) for k in average if average[k].is_floating_point())
+
+    real_validate, calls = loop.validate, {"n": 0}
+
+    def killed_in_second_epoch(model, dataset):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_validate(model, dataset)
+
+    monkeypatch.setattr(loop, "validate", killed_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(config, tmp_path / "run")
+    monkeypatch.setattr(loop, "validate", real_validate)
+    loop.train(config, tmp_path / "run")
+    for name in ("model.safetensors", "training.safetensors"):
+        resumed, uninterrupted = load_file(str(tmp_path / "run" / "last" / name)), load_file(str(group / name))
+        for key, value in resumed.items():
+            torch.testing.assert_close(value, uninterrupted[key], rtol=1e-4, atol=1e-5, msg=f"{name}: {key}")
+    model, _ = load_student(tmp_path / "run")  # predict / evaluate load the average like any checkpoint
+    assert model.config.encoder == "efficientnet_lite0"

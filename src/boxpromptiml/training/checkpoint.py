@@ -34,6 +34,7 @@ STATE = "state.json"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 METRICS = "metrics.csv"
+TRAINING_WEIGHTS = "training.safetensors"  # the optimised weights, when model.safetensors holds their average
 CHECKPOINTS = "checkpoints"
 # tests: BPIML_TEST_CRASH_AT=POINT:EPOCH kills this process (SIGKILL) at that point of that epoch's checkpoint
 CRASH_HOOK = "BPIML_TEST_CRASH_AT"
@@ -99,6 +100,15 @@ def load_student(folder: PathLike) -> tuple[Student, dict[str, Any]]:
     return model.eval(), state
 
 
+def load_training_weights(folder: Path, model: Student) -> bool:
+    """Load a group's optimised weights into ``model`` when they were kept apart from the averaged ones."""
+    if not (folder / TRAINING_WEIGHTS).is_file():
+        return False
+    weights = load_file(str(folder / TRAINING_WEIGHTS))
+    model.load_state_dict(weights)
+    return True
+
+
 def load_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer) -> None:
     """Restore an optimizer saved by :func:`save_checkpoint`."""
     meta = read_json(folder / OPTIMIZER_META)
@@ -127,11 +137,16 @@ def _point(run_dir: Path, name: str, folder: Path) -> None:
 
 
 def save_run_checkpoint(run_dir: Path, epoch: int, model: Student, state: dict[str, Any],
-                        optimizer: torch.optim.Optimizer, metrics_csv: str, best: bool) -> Path:
-    """Write epoch ``epoch``'s group and switch ``last`` (and ``best`` when ``best``) to it."""
+                        optimizer: torch.optim.Optimizer, metrics_csv: str, best: bool,
+                        training_model: Student | None = None) -> Path:
+    """Write epoch ``epoch``'s group and switch ``last`` (and ``best`` when ``best``) to it. ``model`` is
+    the model to use (e.g. a weight average); ``training_model``, if given, the weights the optimizer
+    works on, kept for resuming."""
     folder = run_dir / CHECKPOINTS / f"epoch-{epoch:04d}"
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    if training_model is not None:
+        _save_tensors(tmp / TRAINING_WEIGHTS, training_model.state_dict(), {"format": "pt"})
     save_checkpoint(tmp, model, state, optimizer)
     write_text_atomic(tmp / METRICS, metrics_csv)
     _crash_point("group-written", epoch)

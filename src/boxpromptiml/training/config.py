@@ -89,6 +89,9 @@ class OptimConfig:
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N, mps
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds loss scaling)
     freeze_batchnorm: bool = False  # keep batch-norm statistics as loaded (small or per-process batches)
+    # Exponential moving average of the weights (and batch-norm statistics), updated after every step; 0 = off.
+    # When on, validation, the checkpoints' model.safetensors and so the shipped model are the averaged weights.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -179,7 +182,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "optim.epochs": (0, None), "optim.samples_per_epoch": (1, None), "optim.max_minutes": (0, None),
     "optim.batch_size": (1, None), "optim.lr": (0, None), "optim.encoder_lr_scale": (0, None),
     "optim.weight_decay": (0, None), "optim.warmup_epochs": (0, None), "optim.workers": (0, 64),
-    "optim.threads": (1, 1024), "loss.bce": (0, None), "loss.dice": (0, None), "loss.outside_box": (0, None),
+    "optim.threads": (1, 1024), "optim.ema_decay": (0, 0.99999), "loss.bce": (0, None), "loss.dice": (0, None), "loss.outside_box": (0, None),
     "augment.hflip": (0, 1), "augment.scale_min": (0.05, 1), "augment.colour": (0, 1), "augment.jpeg": (0, 1),
     "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "data.val_limit": (1, None),
     "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1), "data.synthetic_objects": (0, 1),

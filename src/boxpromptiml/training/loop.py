@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -49,6 +50,7 @@ from .checkpoint import (
     METRICS,
     load_optimizer_state,
     load_student,
+    load_training_weights,
     read_json,
     resume_point,
     save_run_checkpoint,
@@ -225,6 +227,24 @@ def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, to
     return model, optimizer
 
 
+def ema_decay_at(decay: float, updates: int) -> float:
+    """The average's decay after ``updates`` updates: short at first (so the first epochs are not dominated
+    by the initial weights), ``decay`` once (1 + n) / (10 + n) reaches it."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+def _averaged(model: Student, decay: float) -> AveragedModel:
+    """An exponential moving average of the weights and batch-norm statistics (torch's AveragedModel)."""
+
+    @torch.no_grad()
+    def update(average: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        get_ema_multi_avg_fn(ema_decay_at(decay, int(updates)))(average, current, updates)
+
+    averaged = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    averaged.module.eval()
+    return averaged
+
+
 def _set_train_mode(model: Student, freeze_batchnorm: bool) -> None:
     model.train()
     if freeze_batchnorm:  # running statistics stay as loaded; the affine weights still learn
@@ -258,9 +278,14 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
     model, optimizer = _build_model(config, device)
     last = resume_point(run_dir, clean=ctx.is_main)
     start_epoch, best_f1 = 0, None
+    averaged = None
     if last is not None:
         resumed, state = load_student(last)
         model.load_state_dict(resumed.state_dict())
+        if optim.ema_decay:  # model.safetensors holds the average; the optimised weights are kept beside it
+            averaged = _averaged(model, optim.ema_decay)
+            if not load_training_weights(last, model):
+                raise ConfigError(f"{last} has no training weights to resume a weight-averaged run from")
         load_optimizer_state(last, optimizer)
         start_epoch, best_f1 = state["epoch"] + 1, state.get("best_val_f1")
         log.info("%s: resuming after epoch %d (checkpoint %s)", run_dir, state["epoch"] + 1, last.resolve().name)
@@ -269,6 +294,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
         if ctx.is_main:
             write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
                                                       "kept_random": report.kept_random})
+        averaged = _averaged(model, optim.ema_decay) if optim.ema_decay else None
     trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.enabled else model
 
@@ -287,6 +313,8 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
     steps_per_epoch = math.ceil(per_epoch / optim.batch_size)
     total_steps = optim.epochs * steps_per_epoch
     warmup = max(1, int(optim.warmup_epochs * steps_per_epoch))
+    if averaged is not None and start_epoch:  # the average is under way: its decay continues where it stood
+        averaged.n_averaged.fill_(start_epoch * steps_per_epoch)
     # the metrics of the group resumed from (the copy at the run folder's top may be an epoch ahead of it)
     rows = read_metrics((last if last is not None and (last / METRICS).is_file() else run_dir) / METRICS,
                         start_epoch)
@@ -324,6 +352,8 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if averaged is not None:
+                averaged.update_parameters(model)
             for key, value in {"train_loss": float(loss.detach()), **terms}.items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")
@@ -333,7 +363,8 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
         stop = False
         if ctx.is_main:
             best_f1, stop = _end_epoch(config, run_dir, model, optimizer, val, fit_items, rows, row, epoch, best_f1,
-                                       per_epoch, started, train_seconds, invocation_started)
+                                       per_epoch, started, train_seconds, invocation_started,
+                                       averaged.module if averaged is not None else None)
         epochs_done = epoch + 1
         ctx.barrier()  # the others wait while rank 0 validates and writes
         if ctx.from_main(stop, device):
@@ -346,9 +377,11 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
 def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: torch.optim.Optimizer,
                val: Dataset | None, fit_items: list[TrainItem], rows: list[dict], row: dict, epoch: int,
                best_f1: float | None, per_epoch: int, started: float, train_seconds: float,
-               invocation_started: float) -> tuple[float | None, bool]:
-    """Validate, checkpoint and log one finished epoch; returns the best F1 and whether to stop now."""
+               invocation_started: float, average: Student | None = None) -> tuple[float | None, bool]:
+    """Validate, checkpoint and log one finished epoch; returns the best F1 and whether to stop now.
+    With a weight average, the average is what is validated, fitted and saved as the model."""
     optim = config.optim
+    training_model, model = (model, average) if average is not None else (None, model)
     report = validate(model, val) if val is not None else None
     f1 = report.pixel_f1 if report is not None else None
     improved = best_f1 is None or (f1 is not None and f1 > best_f1) or report is None
@@ -364,7 +397,8 @@ def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: to
     rows.append(row)
     state = {"epoch": epoch, "best_val_f1": best_f1, "val": report.to_dict() if report else None}
     metrics_csv = _metrics_csv(rows)
-    save_run_checkpoint(run_dir, epoch, model, state, optimizer, metrics_csv, best=improved)
+    save_run_checkpoint(run_dir, epoch, model, state, optimizer, metrics_csv, best=improved,
+                        training_model=training_model)
     write_text_atomic(run_dir / METRICS, metrics_csv)  # a copy at the top, for people and plots
     log.info("epoch %d: loss %.4f, fit F1 %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
              row["fit_pixel_f1"] or 0.0, "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
