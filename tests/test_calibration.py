@@ -11,6 +11,7 @@ import torch
 from boxpromptiml.cli import main
 from boxpromptiml.deployment.calibrate import load_decision
 from boxpromptiml.deployment.shipped import ship_model
+from boxpromptiml.errors import ConfigError
 from boxpromptiml.evaluation.calibration import DECISION_FILE, calibrate, rate_above, threshold_for_false_alarm_rate
 from boxpromptiml.student.model import StudentConfig, build_student
 from boxpromptiml.training.checkpoint import save_checkpoint
@@ -79,3 +80,47 @@ def test_model_without_decision_says_so(model_dir, toy_dataset, tmp_path, capsys
     assert "no calibrated image-level threshold" in capsys.readouterr().out
     assert not (tmp_path / "p" / "verdicts.json").exists()
     shutil.rmtree(tmp_path / "p")
+
+
+def test_pixel_threshold_choice_prefers_the_best_f1_then_the_trained_threshold():
+    from boxpromptiml.evaluation.calibration import choose_pixel_threshold
+
+    assert choose_pixel_threshold({0.2: 0.41, 0.3: 0.43, 0.5: 0.40}) == 0.3
+    assert choose_pixel_threshold({0.2: 0.43, 0.45: 0.43, 0.6: 0.43}) == 0.45  # a tie: nearest 0.5
+    with pytest.raises(ValueError):
+        choose_pixel_threshold({})
+
+
+def test_a_pixel_threshold_shifts_the_logits_so_it_maps_to_one_half():
+    torch.manual_seed(0)
+    plain = build_student(StudentConfig(encoder_init="random", input_size=64)).eval()
+    shifted = build_student(StudentConfig(encoder_init="random", input_size=64, pixel_threshold=0.3)).eval()
+    shifted.load_state_dict(plain.state_dict())
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = torch.sigmoid(plain(image)), torch.sigmoid(shifted(image))
+    assert torch.equal(a > 0.3, b > 0.5)
+    torch.testing.assert_close(torch.logit(b) - torch.logit(a), torch.full_like(a, -float(np.log(0.3 / 0.7))),
+                               rtol=0, atol=1e-3)
+    with pytest.raises(ConfigError, match="pixel_threshold"):
+        StudentConfig(pixel_threshold=1.0)
+
+
+def test_pixel_calibration_picks_the_best_validation_threshold_and_is_what_evaluate_then_measures(
+        model_dir, toy_dataset, tmp_path):
+    from boxpromptiml.deployment.calibrate import calibrate_pixel_threshold
+    from boxpromptiml.evaluation.calibration import PIXEL_CALIBRATION_FILE
+    from boxpromptiml.training.checkpoint import load_student
+
+    first = calibrate_pixel_threshold(model_dir, toy_dataset)
+    assert first.mean_f1[f"{first.threshold:g}"] == max(first.mean_f1.values())
+    assert load_student(model_dir)[0].config.pixel_threshold == first.threshold
+    assert json.loads((model_dir / PIXEL_CALIBRATION_FILE).read_text())["threshold"] == first.threshold
+    assert calibrate_pixel_threshold(model_dir, toy_dataset) == first, "calibrating again starts from the raw map"
+    assert main(["evaluate", "-d", str(toy_dataset.source), "--model", str(model_dir),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    measured = json.loads((tmp_path / "e.json").read_text())["pixel_f1"]
+    assert measured == pytest.approx(first.mean_f1[f"{first.threshold:g}"], abs=2e-3)
+    shipped = ship_model(model_dir, {"summary": "test"}, tmp_path / "shipped")
+    assert (shipped / PIXEL_CALIBRATION_FILE).is_file()
+    assert load_student(shipped)[0].config.pixel_threshold == first.threshold

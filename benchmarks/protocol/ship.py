@@ -1,25 +1,28 @@
 """Stage ``ship``: the run trained from boxes only with the best validation F1 becomes the shipped model.
 
-The candidate must also beat the model shipped now, scored on the same validation set, so a
-model chosen under an earlier protocol is replaced only by a better one. Before shipping, the
-image-level threshold is calibrated on the validation images (5% false alarms). Test sets
-choose nothing."""
+The candidate must also beat the model shipped now, scored on the same validation set with its
+pixel threshold at 0.5 (as the candidates' validation F1 is), so a model chosen under an earlier
+protocol is replaced only by a better one. The shipped copy (the run's folder is left as trained)
+then gets its pixel threshold and its image-level threshold (5% false alarms) calibrated on the
+validation images, and is scored on the test sets as shipped. Test sets choose nothing."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from dataclasses import replace
 
 from boxpromptiml.data import load_dataset
-from boxpromptiml.deployment.calibrate import calibrate_model
-from boxpromptiml.deployment.predictor import load_predictor
-from boxpromptiml.deployment.shipped import ship_model, shipped_model_path
+from boxpromptiml.deployment.calibrate import calibrate_model, calibrate_pixel_threshold
+from boxpromptiml.deployment.predictor import Predictor, load_predictor
+from boxpromptiml.deployment.shipped import TRAINING_NOTE, ship_model, shipped_model_path
 from boxpromptiml.evaluation import evaluate_predictor
 from boxpromptiml.fileio import write_json_atomic
+from boxpromptiml.training.checkpoint import load_student
 
 from ..common import REPO, markdown_table, update_results_section
-from .layout import TEST_SETS, Layout
+from .layout import TEST_SETS, Layout, test_datasets
 from .record import read_json_or_empty
 from .runs import RUNS
 from .train_eval import TEST_SCORES, finished
@@ -40,13 +43,15 @@ def stage_ship(layout: Layout) -> str | None:
     val = load_dataset(layout.split / "val.json")
     current = None
     if (shipped_model_path() / "model.safetensors").is_file():
-        current = evaluate_predictor(val, load_predictor(None).predict, desc="shipped model on validation")[0].pixel_f1
+        shipped, _ = load_student(shipped_model_path())
+        shipped.config = replace(shipped.config, pixel_threshold=0.5)  # as the candidates were validated
+        current = evaluate_predictor(val, Predictor.from_student(shipped).predict,
+                                     desc="shipped model on validation")[0].pixel_f1
         log.info("the shipped model scores validation F1 %.3f; best candidate %s %.3f", current, best,
                  candidates[best])
         if current >= candidates[best]:
             return None
-    decision = calibrate_model(load_predictor(layout.run(best)), layout.run(best), val, FALSE_ALARM_RATE,
-                               source="the protocol's CASIA v1 validation split")
+    source = "the protocol's CASIA v1 validation split"
     scores = read_json_or_empty(layout.run(best) / TEST_SCORES)
     note = {
         "summary": f"run '{best}' of the v2 protocol ({RUNS[best].what}); chosen among {sorted(candidates)} by "
@@ -58,13 +63,27 @@ def stage_ship(layout: Layout) -> str | None:
                          else f"{RUNS[best].teacher} pseudo masks")
                       + _synthetic_part(read_json_or_empty(layout.run(best) / "config.json")),
         "config": read_json_or_empty(layout.run(best) / "config.json"),
-        "image_decision": decision.to_dict(),
-        "test_scores": {t: {k: v for k, v in s.items() if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc")}
-                        for t, s in scores.items()},
+        "test_scores_as_trained": {t: {k: v for k, v in s.items()
+                                       if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc")}
+                                   for t, s in scores.items()},
         "command": "python -m benchmarks.protocol --stages ship",
     }
-    ship_model(layout.run(best) / "best", note)
-    record_shipment(best, candidates, current, scores)
+    out = ship_model(layout.run(best) / "best", note)
+    pixels = calibrate_pixel_threshold(out, val, source)
+    log.info("%s", pixels.describe())
+    decision = calibrate_model(load_predictor(out), out, val, FALSE_ALARM_RATE, source=source)
+    shipped_scores = {}
+    for test_name, dataset in test_datasets(layout.data).items():
+        report = evaluate_predictor(dataset, load_predictor(out).predict, desc=f"shipped model on {test_name}")[0]
+        shipped_scores[test_name] = {k: v for k, v in report.to_dict().items()
+                                     if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc",
+                                              "image_false_alarm_rate", "image_detection_rate")}
+        log.info("shipped model on %s: pixel F1 %.3f", test_name, report.pixel_f1)
+    write_json_atomic(out / TRAINING_NOTE, {
+        **read_json_or_empty(out / TRAINING_NOTE), "pixel_calibration": pixels.to_dict(),
+        "image_decision": decision.to_dict(),
+        "test_scores": shipped_scores})  # as shipped: fp16 weights, calibrated thresholds
+    record_shipment(best, candidates, current, shipped_scores, pixels.threshold)
     log.info("shipped %s", best)
     return best
 
@@ -80,14 +99,16 @@ def _synthetic_part(config: dict) -> str:
             + (f", {objects:.0%} of them object-shaped" if objects else ""))
 
 
-def record_shipment(run: str, candidates: dict[str, float], replaced_val_f1: float | None, scores: dict) -> None:
+def record_shipment(run: str, candidates: dict[str, float], replaced_val_f1: float | None, scores: dict,
+                    pixel_threshold: float = 0.5) -> None:
     """Append the replacement to docs/shipped_models.json and rewrite the results section from it."""
     history = json.loads(SHIPPED_HISTORY.read_text()) if SHIPPED_HISTORY.is_file() else []
     history.append({"date": time.strftime("%Y-%m-%d %H:%M"), "protocol": "v2", "run": run, "what": RUNS[run].what,
                     "val_f1": candidates[run], "candidates": candidates, "replaced_model_val_f1": replaced_val_f1,
+                    "pixel_threshold": pixel_threshold,
                     "test_f1": {t: s.get("pixel_f1") for t, s in scores.items()}})
     write_json_atomic(SHIPPED_HISTORY, history)
-    rows = [[h["date"], h.get("protocol", "v1"), f"`{h['run']}`", h["what"], h["val_f1"]]
+    rows = [[h["date"], h.get("protocol", "v1"), f"`{h['run']}`", h["what"], h["val_f1"], h.get("pixel_threshold", 0.5)]
             + [h["test_f1"].get(t) for t in TEST_SETS] for h in history]
     update_results_section("shipped", "\n".join([
         "## The shipped model and its replacements", "",
@@ -95,6 +116,9 @@ def record_shipment(run: str, candidates: dict[str, float], replaced_val_f1: flo
         "validation pixel F1 is shipped as fp16 safetensors in `src/boxpromptiml/deployment/shipped_model/`, if it "
         "also beats the shipped model on that validation set. v1 validated on synthetic BSDS-test images, v2 on the "
         "source-disjoint CASIA v1 validation split, so val F1 of v1 and v2 rows are not comparable. "
-        "CASIA v1 test F1 of v1 rows used the old 200-image casia1_dev. Newest last.", "",
-        markdown_table(["date", "protocol", "run", "what", "val F1"] + [f"{t} test F1" for t in TEST_SETS], rows),
+        "CASIA v1 test F1 of v1 rows used the old 200-image casia1_dev. Since 2026-11-26 the shipped copy also gets "
+        "its pixel threshold calibrated on that validation split (`bpiml calibrate`; earlier models used 0.5), and "
+        "its test F1 is measured as shipped (fp16, calibrated). Newest last.", "",
+        markdown_table(["date", "protocol", "run", "what", "val F1", "pixel threshold"]
+                       + [f"{t} test F1" for t in TEST_SETS], rows),
         ""]))

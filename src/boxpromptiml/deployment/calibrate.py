@@ -1,24 +1,37 @@
-"""`bpiml calibrate`: fix a model's image-level threshold to a stated false-alarm rate.
+"""`bpiml calibrate`: fix a model's pixel threshold and its image-level threshold on validation images.
 
-The model is run on a validation dataset (never a test set); the threshold is chosen on its
-authentic images and saved as ``decision.json`` next to the weights, where `bpiml predict`
-and `bpiml evaluate` find it.
+The model is run on a validation dataset (never a test set). First the pixel threshold with the
+best mean pixel F1 on its tampered images is written into the model's ``student.json`` (the model
+then shifts its logits so that it comes out as 0.5; evaluation/calibration.py). Then the
+image-level threshold is chosen on its authentic images for a stated false-alarm rate and saved
+as ``decision.json`` next to the weights, where `bpiml predict` and `bpiml evaluate` find it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..data.images import PathLike
+from ..data.images import PathLike, read_image
 from ..data.samples import Dataset
 from ..errors import ConfigError, DataError
-from ..evaluation.calibration import DECISION_FILE, ImageDecision, calibrate
-from ..evaluation.evaluate import evaluate_predictor
+from ..evaluation import metrics as M
+from ..evaluation.calibration import (
+    DECISION_FILE,
+    PIXEL_CALIBRATION_FILE,
+    PIXEL_THRESHOLDS,
+    ImageDecision,
+    PixelCalibration,
+    calibrate,
+    choose_pixel_threshold,
+)
+from ..evaluation.evaluate import evaluate_predictor, load_ground_truth
 from ..fileio import write_json_atomic
-from ..training.checkpoint import checkpoint_folder
+from ..runner import run_per_sample
+from ..training.checkpoint import STUDENT_CONFIG, checkpoint_folder, load_student
 from .predictor import Predictor
 
 
@@ -46,3 +59,36 @@ def calibrate_model(predictor: Predictor, model_dir: PathLike, dataset: Dataset,
     decision = calibrate(authentic, tampered, rate, source or dataset.source)
     write_json_atomic(Path(checkpoint_folder(model_dir)) / DECISION_FILE, decision.to_dict())
     return decision
+
+
+def calibrate_pixel_threshold(model_dir: PathLike, dataset: Dataset, source: str | None = None,
+                              thresholds: tuple[float, ...] = PIXEL_THRESHOLDS,
+                              device: str = "cpu") -> PixelCalibration:
+    """Score the model's uncalibrated maps on ``dataset``'s tampered images at each candidate threshold, write
+    the best into the checkpoint's ``student.json`` and the scores into ``pixel_calibration.json``."""
+    from ..devices import resolve_device
+
+    folder = checkpoint_folder(model_dir)
+    tampered = dataset.replace_samples(dataset.tampered)
+    if not tampered.samples:
+        raise DataError(f"{dataset.source}: pixel calibration needs tampered images with masks")
+    model, _ = load_student(folder)
+    model.config = replace(model.config, pixel_threshold=0.5)  # candidates refer to the map as trained
+    predictor = Predictor.from_student(model.to(resolve_device(device)))
+
+    def scores(sample):
+        mask = load_ground_truth(sample)
+        probability = predictor.predict(read_image(sample.image)).probability
+        return [M.f1(M.confusion(probability, mask, t)) for t in thresholds]
+
+    run = run_per_sample(tampered, scores, desc="calibrate pixels", total=len(tampered))
+    if not run.results:
+        raise DataError(f"{dataset.source}: no tampered image could be scored")
+    per_threshold = np.mean(np.array(list(run.results.values())), axis=0)
+    mean_f1 = {t: float(f) for t, f in zip(thresholds, per_threshold, strict=True)}
+    chosen = choose_pixel_threshold(mean_f1)
+    calibration = PixelCalibration(chosen, {f"{t:g}": round(f, 6) for t, f in mean_f1.items()}, len(run.results),
+                                   source or str(dataset.source))
+    write_json_atomic(folder / PIXEL_CALIBRATION_FILE, calibration.to_dict())
+    write_json_atomic(folder / STUDENT_CONFIG, replace(model.config, pixel_threshold=chosen).to_dict())
+    return calibration

@@ -38,18 +38,19 @@ def shipped_model_dir() -> Path:
 
 def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | None = None) -> Path:
     """Write ``checkpoint`` (a run or checkpoint folder) as the fp16 shipped model with its training note."""
-    from ..evaluation.calibration import DECISION_FILE
+    from ..evaluation.calibration import DECISION_FILE, PIXEL_CALIBRATION_FILE
     from ..fileio import write_bytes_atomic
     from ..training.checkpoint import checkpoint_folder, load_student, save_checkpoint
 
     model, state = load_student(checkpoint)
     out = Path(out_dir) if out_dir is not None else shipped_model_path()
     save_checkpoint(out, model, {**state, "shipped_from": str(checkpoint)}, half=True)
-    decision = checkpoint_folder(checkpoint) / DECISION_FILE
-    if decision.is_file():  # the calibrated image-level threshold travels with the weights
-        write_bytes_atomic(out / DECISION_FILE, decision.read_bytes())
-    elif (out / DECISION_FILE).is_file():
-        (out / DECISION_FILE).unlink()  # it belonged to the model being replaced
+    for name in (DECISION_FILE, PIXEL_CALIBRATION_FILE):  # the calibration records travel with the weights
+        record = checkpoint_folder(checkpoint) / name
+        if record.is_file():
+            write_bytes_atomic(out / name, record.read_bytes())
+        elif (out / name).is_file():
+            (out / name).unlink()  # it belonged to the model being replaced
     size_mb = (out / "model.safetensors").stat().st_size / 2**20
     if size_mb > MAX_SHIPPED_MB:
         raise ConfigError(f"shipped weights are {size_mb:.1f} MB, over the {MAX_SHIPPED_MB} MB limit")

@@ -1,20 +1,28 @@
-"""An image-level verdict with a stated false-alarm rate.
+"""An image-level verdict with a stated false-alarm rate, and the pixel threshold a model should use.
 
 A tampering map's image score (the model's own, or the map's maximum) only becomes a decision
 with a threshold. Chosen on authentic validation images so that at most a stated share of them
 (e.g. 5%) would be flagged, the threshold tells a user what a "tampered" verdict costs in false
 alarms on photos like those. Pure functions of score arrays, plus the small record saved next
 to a model (``decision.json``).
+
+A map's pixel threshold is 0.5 by convention, but a decoder whose outputs are products of
+probabilities (MGFM's gated branch) comes out under-confident: the threshold that gives the best
+mean pixel F1 on validation images is chosen from a fixed grid and recorded
+(``pixel_calibration.json``); the model then shifts its logits so that it maps to 0.5.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 DECISION_FILE = "decision.json"
+PIXEL_CALIBRATION_FILE = "pixel_calibration.json"
+PIXEL_THRESHOLDS = tuple(round(0.15 + 0.05 * i, 2) for i in range(12))  # candidates: 0.15, 0.2, ..., 0.7
 
 
 @dataclass(frozen=True)
@@ -62,3 +70,29 @@ def calibrate(authentic_scores: np.ndarray, tampered_scores: np.ndarray, rate: f
     threshold = threshold_for_false_alarm_rate(authentic_scores, rate)
     return ImageDecision(threshold, rate, rate_above(authentic_scores, threshold),
                          rate_above(tampered_scores, threshold), len(authentic_scores), len(tampered_scores), source)
+
+
+@dataclass(frozen=True)
+class PixelCalibration:
+    """The chosen pixel threshold and the validation F1 that chose it."""
+
+    threshold: float  # probability of the uncalibrated map at which a pixel is called tampered
+    mean_f1: dict[str, float]  # mean per-image pixel F1 at each candidate threshold (keys: "0.15", ...)
+    n_tampered: int
+    calibrated_on: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        chosen, at_half = self.mean_f1[f"{self.threshold:g}"], self.mean_f1.get("0.5")
+        return (f"pixel threshold {self.threshold:g} (mean pixel F1 {chosen:.4f}"
+                + (f" against {at_half:.4f} at 0.5" if at_half is not None else "")
+                + f" on {self.n_tampered} tampered images of {self.calibrated_on})")
+
+
+def choose_pixel_threshold(mean_f1: Mapping[float, float]) -> float:
+    """The candidate with the best mean F1; ties go to the one nearest 0.5 (the model as trained)."""
+    if not mean_f1:
+        raise ValueError("no candidate threshold was scored")
+    return max(mean_f1, key=lambda t: (round(mean_f1[t], 6), -abs(t - 0.5)))

@@ -54,6 +54,10 @@ class StudentConfig:
     max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
     residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
     drop_path: float | None = None  # stochastic depth of the encoder while training (None: the encoder's default)
+    # The decoder's probability at which a pixel is called tampered. The model shifts its logits so that this
+    # probability comes out as 0.5, the threshold every tool applies. 0.5 = as trained; `bpiml calibrate` sets it
+    # on validation images (deployment/calibrate.py).
+    pixel_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         for name, kind in (("fusion", Fusion), ("resolution", Resolution), ("residual", Residual)):
@@ -66,6 +70,8 @@ class StudentConfig:
 
         if self.encoder not in ENCODERS.names():
             ENCODERS.get(self.encoder)  # raises with the known names
+        if not 0.01 <= self.pixel_threshold <= 0.99:
+            raise ConfigError(f"student.pixel_threshold must be from 0.01 to 0.99, got {self.pixel_threshold}")
         for name in ("input_size", "max_side"):
             if getattr(self, name) % 32 or getattr(self, name) <= 0:
                 raise ConfigError(f"student.{name} must be a positive multiple of 32, got {getattr(self, name)}")

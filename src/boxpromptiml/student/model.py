@@ -7,6 +7,8 @@ also scores whole images (``forward_with_score``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,10 +69,11 @@ class Student(nn.Module):
         pooled = torch.cat([features[-1].mean(dim=(2, 3)), prob.amax(dim=(2, 3))], dim=1)
         return self._to_logits(prob, image.shape[-2:]), self.score_head(pooled)[:, 0]
 
-    @staticmethod
-    def _to_logits(prob: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    def _to_logits(self, prob: torch.Tensor, size: torch.Size) -> torch.Tensor:
         # in float32 even under autocast: bf16 / fp16 round 1 - 1e-6 to 1, whose logit is infinite
         logits = torch.logit(prob.float().clamp(PROB_EPS, 1 - PROB_EPS))
+        if self.config.pixel_threshold != 0.5:  # the calibrated threshold comes out as probability 0.5
+            logits = logits - math.log(self.config.pixel_threshold / (1 - self.config.pixel_threshold))
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
