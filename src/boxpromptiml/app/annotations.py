@@ -48,7 +48,8 @@ class AnnotationFile:
             read_coco_boxes(self.path)  # validates the file (clear errors) before we ever rewrite it
             self._coco = read_json(self.path)
             self._coco.setdefault("categories", [TAMPERED_CATEGORY])
-        self._names = {dataset.relative_name(s): s for s in dataset}
+        self._names = dataset.by_relative_name()
+        self._position = {name: i for i, name in enumerate(self._names)}
         by_base: dict[str, str | None] = {}
         for name in self._names:
             base = Path(name).name
@@ -59,10 +60,22 @@ class AnnotationFile:
             name = file_name if file_name in self._names else by_base.get(Path(file_name).name)
             if name is not None:
                 self._entry_of.setdefault(name, entry)
+        self._boxes_of: dict[Any, list[Box]] = {}  # COCO image id -> its boxes (rebuilt on every save)
+        self._index_boxes()
+
+    def _index_boxes(self) -> None:
+        self._boxes_of = {}
+        for a in self._coco["annotations"]:
+            if _finite_box(a.get("bbox")):
+                self._boxes_of.setdefault(a.get("image_id"), []).append(Box.from_xywh(*a["bbox"]))
 
     @property
     def names(self) -> list[str]:
         return list(self._names)
+
+    def position(self, name: str) -> int:
+        """The image's index in the dataset (KeyError if it is not listed)."""
+        return self._position[name]
 
     def sample(self, name: str) -> Sample:
         if name not in self._names:
@@ -74,8 +87,7 @@ class AnnotationFile:
             entry = self._entry_of.get(name)
             if entry is None:
                 return ImageAnnotation(name, (), None, False)
-            boxes = tuple(Box.from_xywh(*a["bbox"]) for a in self._coco["annotations"]
-                          if a.get("image_id") == entry.get("id") and _finite_box(a.get("bbox")))
+            boxes = tuple(self._boxes_of.get(entry.get("id"), ()))
             seconds = entry.get(SECONDS_KEY)
             return ImageAnnotation(name, boxes, float(seconds) if isinstance(seconds, int | float) else None,
                                    bool(boxes) or SECONDS_KEY in entry)
@@ -112,6 +124,7 @@ class AnnotationFile:
                                     "iscrowd": 0})
             self._coco["annotations"] = annotations
             write_json_atomic(self.path, self._coco)
+            self._index_boxes()
         return self.get(name)
 
     def stats(self) -> dict[str, Any]:

@@ -107,7 +107,7 @@ class AppState:
         self._by_name: dict[str, Sample] = {}
         self.folder: Path | None = None
         if self.dataset is not None:
-            self._by_name = {self.dataset.relative_name(s): s for s in self.dataset}
+            self._by_name = self.dataset.by_relative_name()
             listed = [str(s.image.absolute().parent) for s in self.dataset]
             self.folder = Path(os.path.commonpath(listed)).resolve()
         self._predictor = None
@@ -269,7 +269,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         except DataError as exc:
             raise HTTPException(415, f"{name}: not an image this app can read ({exc})") from exc
         return {**_annotation_json(notes.get(name)), "width": width, "height": height,
-                "index": notes.names.index(name), "count": len(notes.names)}
+                "index": notes.position(name), "count": len(notes.names)}
 
     @app.post("/api/annotate/pseudo")
     def pseudo_mask(body: BoxesIn) -> Response:

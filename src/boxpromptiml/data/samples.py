@@ -139,6 +139,10 @@ class Dataset:
         except ValueError:
             return sample.image.resolve().as_posix()
 
+    def by_relative_name(self) -> dict[str, Sample]:
+        """Samples keyed by :meth:`relative_name`, in dataset order (how box files and the web app name them)."""
+        return {self.relative_name(s): s for s in self.samples}
+
     def replace_samples(self, samples: list[Sample]) -> Dataset:
         return Dataset(samples=samples, root=self.root, source=self.source)
 
