@@ -12,12 +12,15 @@ import json
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from boxpromptiml.data import load_dataset
+from boxpromptiml.data.samples import Dataset
 from boxpromptiml.deployment.calibrate import calibrate_model, calibrate_pixel_threshold
 from boxpromptiml.deployment.predictor import Predictor, load_predictor
 from boxpromptiml.deployment.shipped import TRAINING_NOTE, ship_model, shipped_model_path
 from boxpromptiml.evaluation import evaluate_predictor
+from boxpromptiml.evaluation.calibration import PIXEL_CALIBRATION_FILE, PixelCalibration
 from boxpromptiml.fileio import write_json_atomic
 from boxpromptiml.training.checkpoint import load_student
 
@@ -50,8 +53,9 @@ def stage_ship(layout: Layout) -> str | None:
         log.info("the shipped model scores validation F1 %.3f; best candidate %s %.3f", current, best,
                  candidates[best])
         if current >= candidates[best]:
+            if not (shipped_model_path() / PIXEL_CALIBRATION_FILE).is_file():  # shipped before pixel calibration
+                _calibrate_shipped(shipped_model_path(), val, layout)
             return None
-    source = "the protocol's CASIA v1 validation split"
     scores = read_json_or_empty(layout.run(best) / TEST_SCORES)
     note = {
         "summary": f"run '{best}' of the v2 protocol ({RUNS[best].what}); chosen among {sorted(candidates)} by "
@@ -69,23 +73,30 @@ def stage_ship(layout: Layout) -> str | None:
         "command": "python -m benchmarks.protocol --stages ship",
     }
     out = ship_model(layout.run(best) / "best", note)
-    pixels = calibrate_pixel_threshold(out, val, source)
-    log.info("%s", pixels.describe())
-    decision = calibrate_model(load_predictor(out), out, val, FALSE_ALARM_RATE, source=source)
-    shipped_scores = {}
-    for test_name, dataset in test_datasets(layout.data).items():
-        report = evaluate_predictor(dataset, load_predictor(out).predict, desc=f"shipped model on {test_name}")[0]
-        shipped_scores[test_name] = {k: v for k, v in report.to_dict().items()
-                                     if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc",
-                                              "image_false_alarm_rate", "image_detection_rate")}
-        log.info("shipped model on %s: pixel F1 %.3f", test_name, report.pixel_f1)
-    write_json_atomic(out / TRAINING_NOTE, {
-        **read_json_or_empty(out / TRAINING_NOTE), "pixel_calibration": pixels.to_dict(),
-        "image_decision": decision.to_dict(),
-        "test_scores": shipped_scores})  # as shipped: fp16 weights, calibrated thresholds
+    pixels, shipped_scores = _calibrate_shipped(out, val, layout)
     record_shipment(best, candidates, current, shipped_scores, pixels.threshold)
     log.info("shipped %s", best)
     return best
+
+
+def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCalibration, dict]:
+    """Calibrate the shipped copy's pixel and image thresholds on validation, score it on the test sets as
+    shipped (fp16, calibrated) and add both to its training note."""
+    source = "the protocol's CASIA v1 validation split"
+    pixels = calibrate_pixel_threshold(out, val, source)
+    log.info("%s", pixels.describe())
+    decision = calibrate_model(load_predictor(out), out, val, FALSE_ALARM_RATE, source=source)
+    scores = {}
+    for test_name, dataset in test_datasets(layout.data).items():
+        report = evaluate_predictor(dataset, load_predictor(out).predict, desc=f"shipped model on {test_name}")[0]
+        scores[test_name] = {k: v for k, v in report.to_dict().items()
+                             if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc", "image_false_alarm_rate",
+                                      "image_detection_rate")}
+        log.info("shipped model on %s: pixel F1 %.3f", test_name, report.pixel_f1)
+    write_json_atomic(out / TRAINING_NOTE, {**read_json_or_empty(out / TRAINING_NOTE),
+                                            "pixel_calibration": pixels.to_dict(), "image_decision": decision.to_dict(),
+                                            "test_scores": scores})
+    return pixels, scores
 
 
 def _synthetic_part(config: dict) -> str:
