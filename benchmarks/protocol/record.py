@@ -13,7 +13,7 @@ from boxpromptiml.training.loop import read_metrics
 from ..common import REPO, machine_line
 from .layout import RECORD, Layout
 from .runs import RUNS
-from .train_eval import TEST_SCORES
+from .train_eval import TEST_SCORES, TEST_SCORES_CALIBRATED
 
 CURVE_FIELDS = ("samples_seen", "train_loss", "fit_pixel_f1", "val_pixel_f1", "seconds")
 
@@ -43,6 +43,7 @@ def run_summary(layout: Layout, name: str) -> dict | None:
         "train_minutes": round(sum(m["seconds"] or 0.0 for m in metrics) / 60, 1) if metrics else None,
         "metrics": metrics,
         "test_scores": read_json_or_empty(scores),
+        "test_scores_calibrated": read_json_or_empty(run_dir / TEST_SCORES_CALIBRATED) or None,
     }
 
 
