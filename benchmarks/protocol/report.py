@@ -108,7 +108,7 @@ def render(record: dict, curves: list[str]) -> str:
              "Test sets, never used to choose anything: "
              "`casia1_dev` (203 tampered + 165 authentic) and COVERAGE test (30 + originals 71-100). Pixel F1 / IoU "
              "at 0.5, mean over tampered images; image AUC from the map's maximum. Columns `cal.`: the same "
-             "checkpoint with its pixel threshold chosen on the validation split (`bpiml calibrate`, from 0.15 to "
+             "checkpoint with its pixel threshold chosen on the validation split (`bpiml calibrate`, from 0.05 to "
              "0.7; `pixel thr.`), as the shipped model is.", ""]
     if quality:
         lines += ["Pseudo-mask quality on the training images (against their exact masks):", "",

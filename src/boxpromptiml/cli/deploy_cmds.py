@@ -59,7 +59,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                          "validation images",
                        description="Runs the model on a validation dataset (never a test set). First, on its "
                                    "tampered images, picks the pixel threshold with the best mean pixel F1 (from "
-                                   "0.15 to 0.7) and writes it into the model's student.json: the model then shifts "
+                                   "0.05 to 0.7) and writes it into the model's student.json: the model then shifts "
                                    "its maps so that it comes out as 0.5. Then, on its authentic images, picks the "
                                    "image-score threshold that flags at most the given share of them and saves it "
                                    "as decision.json with the model; bpiml predict then gives each image a verdict.")

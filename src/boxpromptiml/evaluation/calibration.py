@@ -22,7 +22,7 @@ import numpy as np
 
 DECISION_FILE = "decision.json"
 PIXEL_CALIBRATION_FILE = "pixel_calibration.json"
-PIXEL_THRESHOLDS = tuple(round(0.15 + 0.05 * i, 2) for i in range(12))  # candidates: 0.15, 0.2, ..., 0.7
+PIXEL_THRESHOLDS = tuple(round(0.05 + 0.05 * i, 2) for i in range(14))  # candidates: 0.05, 0.1, ..., 0.7
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class PixelCalibration:
     """The chosen pixel threshold and the validation F1 that chose it."""
 
     threshold: float  # probability of the uncalibrated map at which a pixel is called tampered
-    mean_f1: dict[str, float]  # mean per-image pixel F1 at each candidate threshold (keys: "0.15", ...)
+    mean_f1: dict[str, float]  # mean per-image pixel F1 at each candidate threshold (keys: "0.05", ...)
     n_tampered: int
     calibrated_on: str
 
