@@ -88,7 +88,8 @@ def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCa
     decision = calibrate_model(load_predictor(out), out, val, FALSE_ALARM_RATE, source=source)
     scores = {}
     for test_name, dataset in test_datasets(layout.data).items():
-        report = evaluate_predictor(dataset, load_predictor(out).predict, desc=f"shipped model on {test_name}")[0]
+        report = evaluate_predictor(dataset, load_predictor(out).predict, desc=f"shipped model on {test_name}",
+                                    image_threshold=decision.threshold)[0]
         scores[test_name] = {k: v for k, v in report.to_dict().items()
                              if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc", "image_false_alarm_rate",
                                       "image_detection_rate")}
