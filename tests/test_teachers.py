@@ -260,3 +260,19 @@ def test_batch_norm_folding_is_exact():
     assert fold_batch_norms(net) == 2
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     torch.testing.assert_close(net(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_grabcut_fallback_keeps_sam_where_grabcut_finds_nothing(scene, monkeypatch):
+    from boxpromptiml.teachers.classical import GrabCutTeacher
+
+    image, mask, box = scene
+    settings = SamSettings(resize=Resize.LONGEST_SIDE, grabcut_weight=0.45, grabcut_fallback=True)
+    sam = create_teacher("litemedsam", settings=replace(settings, grabcut_weight=0.0)).segment(image, [_loose(box)])
+    with_grabcut = create_teacher("litemedsam", settings=settings).segment(image, [_loose(box)])
+    grab = create_teacher("grabcut").segment(image, [_loose(box)])
+    assert grab.any()  # GrabCut works here: the fallback changes nothing
+    np.testing.assert_allclose(with_grabcut, 0.55 * sam + 0.45 * grab, atol=1e-6)
+    monkeypatch.setattr(GrabCutTeacher, "segment_boxes", lambda self, img, boxes: np.zeros((len(boxes), *img.shape[:2]),
+                                                                                          np.float32))
+    np.testing.assert_allclose(create_teacher("litemedsam", settings=settings).segment(image, [_loose(box)]), sam,
+                               atol=1e-6)

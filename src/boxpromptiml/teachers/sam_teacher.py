@@ -135,7 +135,12 @@ class SamTeacher(Teacher):
         weight = self.settings.grabcut_weight
         if weight == 0.0:
             return sam
-        return (1.0 - weight) * sam + weight * self._grabcut.segment_boxes(image, boxes)
+        grabcut = self._grabcut.segment_boxes(image, boxes)
+        blend = (1.0 - weight) * sam + weight * grabcut
+        if self.settings.grabcut_fallback:  # GrabCut found nothing: that is a failure, not a "background" vote
+            failed = ~grabcut.reshape(len(grabcut), -1).any(axis=1)
+            blend[failed] = sam[failed]
+        return blend
 
     def _segment_sam(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         if self.settings.crop_context is None:

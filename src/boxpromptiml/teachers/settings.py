@@ -27,7 +27,9 @@ class SamSettings:
     same box, ``(1 - w) * sam + w * grabcut``. The two fail differently (SAM, trained on medical
     images, misses thin or textured photo objects; GrabCut leaks where colours match), so the
     blend beats both on photos (docs/results.md). ``refine_steps``: decode again with the previous
-    logits as a mask prompt.
+    logits as a mask prompt. ``grabcut_fallback``: where GrabCut marks nothing in a box (it fails on
+    texture splices and colours shared with the surroundings: 186 of the 479 ``casia1_train``
+    images), that box keeps SAM's probability alone instead of ``(1 - w) * sam``.
     ``crop_context``: instead of encoding the whole image once, encode a crop around each box
     (the box grown by this fraction of its longer side on every side), so small regions are seen
     at the model's full input resolution; costs one encoder pass per box. None = whole image.
@@ -40,6 +42,7 @@ class SamSettings:
     crop_context: float | None = None
     antialias: bool = True
     grabcut_weight: float = 0.0
+    grabcut_fallback: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.grabcut_weight <= 1.0:
