@@ -16,6 +16,7 @@ from boxpromptiml.pseudo_labels.generate import generate_pseudo_labels
 from boxpromptiml.teachers import create_teacher
 
 from .layout import Layout
+from .runs import PROTOCOL_TEACHERS
 
 log = logging.getLogger("protocol")
 VAL_FRACTION, SPLIT_SEED = 0.15, 0
@@ -46,7 +47,8 @@ def stage_pseudo(layout: Layout, teachers: set[str]) -> dict[str, dict]:
     quality_file = layout.work / "pseudo_quality.json"
     quality = json.loads(quality_file.read_text()) if quality_file.is_file() else {}
     for name in sorted(teachers):
-        teacher = create_teacher(name)
+        registry_name, settings = PROTOCOL_TEACHERS.get(name, (name, None))
+        teacher = create_teacher(registry_name, settings=settings)
         for source, tampered in BOXED_SOURCES.items():
             dataset = attach_boxes(load_dataset(layout.data / tampered), read_coco_boxes(layout.boxes(source)))
             out = layout.pseudo(name, source)

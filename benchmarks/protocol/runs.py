@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from boxpromptiml.teachers.zoo import LITEMEDSAM_DEFAULT
 from boxpromptiml.training.config import TrainConfig, load_config
 
 from ..common import REPO
 from .layout import BASE_CONFIG, Layout
+
+# Teachers the protocol names that are settings of a registered teacher: name -> (registry name, settings)
+PROTOCOL_TEACHERS = {
+    "litemedsam-fallback": ("litemedsam", replace(LITEMEDSAM_DEFAULT, grabcut_fallback=True)),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,9 @@ RUNS = {
                                 supervision="full", overrides=(*SYNTHETIC, *SHORT)),
     "method-objects-short": RunSpec("method-objects on a 10,000-sample budget with a weight average (EMA 0.995)",
                                     overrides=(*SYNTHETIC, "data.synthetic_objects=0.5", *SHORT)),
+    "method-synth-fallback": RunSpec("method-synth with the default teacher keeping SAM alone where GrabCut marks "
+                                     "nothing (teacher grabcut_fallback)", teacher="litemedsam-fallback",
+                                     overrides=SYNTHETIC),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),
