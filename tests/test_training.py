@@ -35,6 +35,22 @@ def _rows(run_dir):
         return list(csv.DictReader(handle))
 
 
+def _interrupt_in_second_epoch(monkeypatch, config, run_dir):
+    """Train until the second epoch's validation, which is interrupted (a Ctrl+C after one saved epoch)."""
+    real_validate, calls = loop.validate, {"n": 0}
+
+    def killed_in_second_epoch(model, dataset):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_validate(model, dataset)
+
+    monkeypatch.setattr(loop, "validate", killed_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(config, run_dir)
+    monkeypatch.setattr(loop, "validate", real_validate)
+
+
 def test_two_epochs_lower_the_loss_and_save_a_loadable_model(prepared, tmp_path):
     result = loop.train(_config(prepared, epochs=3, workers=2, lr=1e-2), tmp_path / "run")
     rows = _rows(tmp_path / "run")
@@ -53,20 +69,8 @@ def test_resume_continues_where_it_stopped(prepared, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
     loop.train(_config(prepared, epochs=2), reference)
 
-    calls = {"n": 0}
-    real_validate = loop.validate
-
-    def killed_in_second_epoch(model, dataset):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_validate(model, dataset)
-
-    monkeypatch.setattr(loop, "validate", killed_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        loop.train(_config(prepared, epochs=2), tmp_path / "run")
+    _interrupt_in_second_epoch(monkeypatch, _config(prepared, epochs=2), tmp_path / "run")
     assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["0"]
-    monkeypatch.setattr(loop, "validate", real_validate)
     loop.train(_config(prepared, epochs=2), tmp_path / "run")
     assert [r["epoch"] for r in _rows(tmp_path / "run")] == ["0", "1"]
     resumed, _ = load_student(tmp_path / "run" / "last")
@@ -291,18 +295,7 @@ def test_weight_average_is_what_is_saved_and_a_resumed_run_continues_it(prepared
     assert average.keys() == trained.keys()
     assert any(not torch.equal(average[k], trained[k]) for k in average if average[k].is_floating_point())
 
-    real_validate, calls = loop.validate, {"n": 0}
-
-    def killed_in_second_epoch(model, dataset):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_validate(model, dataset)
-
-    monkeypatch.setattr(loop, "validate", killed_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        loop.train(config, tmp_path / "run")
-    monkeypatch.setattr(loop, "validate", real_validate)
+    _interrupt_in_second_epoch(monkeypatch, config, tmp_path / "run")
     loop.train(config, tmp_path / "run")
     for name in ("model.safetensors", "training.safetensors"):
         resumed, uninterrupted = load_file(str(tmp_path / "run" / "last" / name)), load_file(str(group / name))
