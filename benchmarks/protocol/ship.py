@@ -86,9 +86,9 @@ def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCa
     pixels = calibrate_pixel_threshold(out, val, source)
     log.info("%s", pixels.describe())
     decision = calibrate_model(load_predictor(out), out, val, FALSE_ALARM_RATE, source=source)
-    scores = {}
+    scores, predictor = {}, load_predictor(out)
     for test_name, dataset in test_datasets(layout.data).items():
-        report = evaluate_predictor(dataset, load_predictor(out).predict, desc=f"shipped model on {test_name}",
+        report = evaluate_predictor(dataset, predictor.predict, desc=f"shipped model on {test_name}",
                                     image_threshold=decision.threshold)[0]
         scores[test_name] = {k: v for k, v in report.to_dict().items()
                              if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc", "image_false_alarm_rate",
