@@ -116,6 +116,28 @@ def test_loss_terms():
     _, terms = DistillationLoss(LossConfig(bce=0.0, dice=0.0, outside_box=1.0))(torch.full_like(logits, 20.0),
                                                                               target, region, label)
     assert terms["outside_box"] == pytest.approx(1.0)
+    score_logits = torch.tensor([2.0, -1.0])
+    total, terms = DistillationLoss(LossConfig(bce=0.0, dice=0.0, image=1.0))(logits, target, region, label,
+                                                                            score_logits=score_logits)
+    torch.testing.assert_close(total, F.binary_cross_entropy_with_logits(score_logits, label))
+    _, terms = DistillationLoss(LossConfig(image=1.0))(logits, target, region, label)
+    assert "image" not in terms  # a student without a score head has no image term
+
+
+def test_image_score_head_is_trained(prepared, tmp_path):
+    """With ``student.image_head`` the head learns from the image labels; without the image term it would keep
+    its random initial weights (and `predict` would report a random verdict)."""
+    heads = {}
+    for weight in (0.0, 1.0):
+        config = _config(prepared, epochs=1, lr=1e-2)
+        config = TrainConfig.from_dict({**config.to_dict(), "student": {**config.to_dict()["student"],
+                                                                        "image_head": True},
+                                        "loss": {"outside_box": 0.5, "image": weight}})
+        loop.train(config, tmp_path / f"run{weight}")
+        model, _ = load_student(tmp_path / f"run{weight}" / "last")
+        heads[weight] = model.score_head.weight.detach().clone()
+        assert (_rows(tmp_path / f"run{weight}")[0]["image"] != "") == (weight > 0)
+    assert not torch.allclose(heads[0.0], heads[1.0])
 
 
 def test_augmentation_keeps_image_and_target_aligned():

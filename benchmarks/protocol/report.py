@@ -24,32 +24,51 @@ LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
           ("method-objects", "method-synth", "half of the forgeries object-shaped"),
           ("method-synth-short", "method-synth", "a 10,000-sample budget with a weight average (against 20,000)"),
           ("method-objects-short", "method-synth-short", "half of the forgeries object-shaped (10,000 samples)"),
-          ("full-synth", "full", "30% on-the-fly forgeries under full supervision")]
+          ("full-synth", "full", "30% on-the-fly forgeries under full supervision"),
+          ("method-synth-fallback", "method-synth", "the teacher keeping SAM alone where GrabCut marks nothing"),
+          ("method-synth-head", "method-synth", "an image-level score head")]
 # (box-supervised row, its fully-supervised twin): the same recipe with the teacher's targets or the true masks
 SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short")]
 
 
 def plot_curves(runs: dict[str, dict], out: Path) -> list[str]:
-    """Per run: pixel F1 on the training targets (dashed) and on validation (solid) against samples seen."""
+    """One panel per run (small multiples, same axes): pixel F1 on the training targets (dashed) and on
+    validation (solid) against samples seen, the best validation epoch marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_f1) = plt.subplots(1, 2, figsize=(11, 3.8))
     shown = [name for name, summary in runs.items() if summary.get("metrics")]
-    for index, name in enumerate(shown):
-        rows, colour = runs[name]["metrics"], f"C{index}"
+    columns = min(4, max(1, len(shown)))
+    rows_of_panels = max(1, -(-len(shown) // columns))
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(3.2 * columns, 2.4 * rows_of_panels), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, shown, strict=False):
+        rows = runs[name]["metrics"]
         seen = [r["samples_seen"] / 1000 for r in rows]
-        ax_loss.plot(seen, [r["train_loss"] for r in rows], color=colour, label=name)
-        ax_f1.plot(seen, [np.nan if r["val_pixel_f1"] is None else r["val_pixel_f1"] for r in rows], color=colour,
-                   marker="o", markersize=3, label=f"{name} validation")
-        ax_f1.plot(seen, [np.nan if r["fit_pixel_f1"] is None else r["fit_pixel_f1"] for r in rows], color=colour,
-                   linestyle="--", label=f"{name} training fit")
-    ax_loss.set(xlabel="samples seen (thousands)", ylabel="training loss", title="training loss (BCE + 0.5 Dice)")
-    ax_f1.set(xlabel="samples seen (thousands)", ylabel="pixel F1",
-              title="fit to training targets (dashed), validation (solid)")
-    ax_f1.legend(fontsize=6, ncol=2)
+        val = [np.nan if r["val_pixel_f1"] is None else r["val_pixel_f1"] for r in rows]
+        ax.plot(seen, val, color="C0", marker="o", markersize=2, label="validation")
+        ax.plot(seen, [np.nan if r["fit_pixel_f1"] is None else r["fit_pixel_f1"] for r in rows], color="C1",
+                linestyle="--", label="training fit")
+        if not np.all(np.isnan(val)):
+            best = int(np.nanargmax(val))
+            ax.plot([seen[best]], [val[best]], marker="*", color="C3", markersize=8)
+        ax.set_title(name, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for index in range(len(shown), axes.size):  # empty panels; the panel above carries the column's x axis
+        axes.flat[index].axis("off")
+    for column in range(columns):
+        lowest = axes[(len(shown) - 1 - column) // columns, column] if column < len(shown) else None
+        if lowest is not None:
+            lowest.xaxis.set_tick_params(labelbottom=True)
+            lowest.set_xlabel("samples seen (thousands)", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("pixel F1", fontsize=7)
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle("fit to the training targets (dashed) and validation (solid; star: the checkpoint kept)",
+                 fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90)

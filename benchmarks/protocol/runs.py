@@ -54,6 +54,8 @@ RUNS = {
     "method-synth-fallback": RunSpec("method-synth with the default teacher keeping SAM alone where GrabCut marks "
                                      "nothing (teacher grabcut_fallback)", teacher="litemedsam-fallback",
                                      overrides=SYNTHETIC),
+    "method-synth-head": RunSpec("method-synth + an image-level score head trained on tampered / authentic",
+                                 overrides=(*SYNTHETIC, "student.image_head=true")),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),

@@ -56,8 +56,12 @@ class Student(nn.Module):
                         for f, s in zip(features, strides, strict=True)]
         return self.decoder(features), features
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Logits (B x 1 x H x W) for images (B x 3 x H x W, RGB in [0, 1])."""
+    def forward(self, image: torch.Tensor,
+                with_score: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B x 1 x H x W) for images (B x 3 x H x W, RGB in [0, 1]); with ``with_score``, also the
+        image-level logits (``forward_with_score``; through ``forward`` so that wrappers such as DDP see it)."""
+        if with_score:
+            return self.forward_with_score(image)
         prob, _ = self._probabilities(image)
         return self._to_logits(prob, image.shape[-2:])
 

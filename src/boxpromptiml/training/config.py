@@ -57,6 +57,7 @@ class LossConfig:
     bce: float = 1.0  # BCE on the soft targets: the paper's distillation loss
     dice: float = 0.5  # soft Dice on tampered images: counters the small-region imbalance
     outside_box: float = 0.0  # extra penalty on probability outside every box (needs boxes)
+    image: float = 0.5  # BCE of the image-level score against tampered / authentic (students with image_head)
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,9 @@ from .losses import DistillationLoss
 
 log = logging.getLogger(__name__)
 
-METRICS_FIELDS = ["epoch", "samples_seen", "lr", "train_loss", "bce", "dice", "outside_box", "fit_pixel_f1",
-                  "val_pixel_f1", "val_pixel_iou", "val_pixel_auc", "val_image_auc", "samples_per_second", "seconds"]
+METRICS_FIELDS = ["epoch", "samples_seen", "lr", "train_loss", "bce", "dice", "outside_box", "image",
+                  "fit_pixel_f1", "val_pixel_f1", "val_pixel_iou", "val_pixel_auc", "val_image_auc",
+                  "samples_per_second", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -346,8 +347,12 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
             # Dice is a mean over the global batch's tampered images, however they fall on the processes
             tampered = ctx.sum(float((batch["label"] > 0.5).sum()), device) / ctx.world
             with autocast(device, optim.precision):
-                logits = trained(batch["image"])
-                loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"], tampered)
+                if model.score_head is not None:
+                    logits, score_logits = trained(batch["image"], with_score=True)
+                else:
+                    logits, score_logits = trained(batch["image"]), None
+                loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"], tampered,
+                                      score_logits)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -3,6 +3,7 @@
 loss = bce * BCE(logits, soft target)                 (the paper's distillation loss)
      + dice * (1 - soft Dice) over tampered images    (keeps small regions from vanishing)
      + outside_box * mean(p outside every box)        (the box says where tampering can be)
+     + image * BCE(image score, tampered or not)        (students with an image-level score head)
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ class DistillationLoss:
         self.config = config
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor, label: torch.Tensor,
-                 tampered_per_process: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """``tampered_per_process``: under data parallelism, the global batch's tampered images divided by the
+                 tampered_per_process: float | None = None,
+                 score_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``score_logits``: the image-level logits (B,) of a student with a score head, else None.
+        ``tampered_per_process``: under data parallelism, the global batch's tampered images divided by the
         number of processes, so that the Dice mean (and its gradient, averaged over processes) is the global
         batch's; None: this batch's own count."""
         terms: dict[str, torch.Tensor] = {}
@@ -37,6 +40,9 @@ class DistillationLoss:
         if self.config.outside_box:
             outside = 1.0 - region
             terms["outside_box"] = (prob * outside).sum() / outside.sum().clamp(min=1.0)
-        weights = {"bce": self.config.bce, "dice": self.config.dice, "outside_box": self.config.outside_box}
+        if self.config.image and score_logits is not None:
+            terms["image"] = F.binary_cross_entropy_with_logits(score_logits.float(), label.float().flatten())
+        weights = {"bce": self.config.bce, "dice": self.config.dice, "outside_box": self.config.outside_box,
+                   "image": self.config.image}
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}
