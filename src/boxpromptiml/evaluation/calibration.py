@@ -6,9 +6,9 @@ with a threshold. Chosen on authentic validation images so that at most a stated
 alarms on photos like those. Pure functions of score arrays, plus the small record saved next
 to a model (``decision.json``).
 
-A map's pixel threshold is 0.5 by convention, but a decoder whose outputs are products of
-probabilities (MGFM's gated branch) comes out under-confident: the threshold that gives the best
-mean pixel F1 on validation images is chosen from a fixed grid and recorded
+A map's pixel threshold is 0.5 by convention, but trained students come out under-confident on
+held-out images (with MGFM and with a plain FPN decoder alike; docs/results.md): the threshold that
+gives the best mean pixel F1 on validation images is chosen from a fixed grid and recorded
 (``pixel_calibration.json``); the model then shifts its logits so that it maps to 0.5.
 """
 
