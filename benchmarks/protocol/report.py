@@ -109,7 +109,9 @@ def interpret(runs: dict[str, dict]) -> list[str]:
             diff = means[row] - means[reference]
             val = [runs[n].get("best_val_f1") for n in (row, reference)]
             val_text = f", validation F1 {val[0] - val[1]:+.3f}" if None not in val else ""
-            out.append(f"- {lever}: {diff:+.3f} mean test F1{val_text} (one run each).")
+            calibrated = [mean_f1(runs[n], "test_scores_calibrated") for n in (row, reference)]
+            cal_text = f" ({calibrated[0] - calibrated[1]:+.3f} calibrated)" if None not in calibrated else ""
+            out.append(f"- {lever}: {diff:+.3f} mean test F1 at 0.5{cal_text}{val_text} (one run each).")
     return out
 
 
