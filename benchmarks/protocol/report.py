@@ -59,11 +59,10 @@ def plot_curves(runs: dict[str, dict], out: Path) -> list[str]:
         ax.tick_params(labelsize=7)
     for index in range(len(shown), axes.size):  # empty panels; the panel above carries the column's x axis
         axes.flat[index].axis("off")
-    for column in range(columns):
-        lowest = axes[(len(shown) - 1 - column) // columns, column] if column < len(shown) else None
-        if lowest is not None:
-            lowest.xaxis.set_tick_params(labelbottom=True)
-            lowest.set_xlabel("samples seen (thousands)", fontsize=7)
+    for column in range(min(columns, len(shown))):
+        lowest = axes[(len(shown) - 1 - column) // columns, column]
+        lowest.xaxis.set_tick_params(labelbottom=True)
+        lowest.set_xlabel("samples seen (thousands)", fontsize=7)
     for ax in axes[:, 0]:
         ax.set_ylabel("pixel F1", fontsize=7)
     axes.flat[0].legend(fontsize=6)

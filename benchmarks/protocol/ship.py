@@ -85,8 +85,9 @@ def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCa
     source = "the protocol's CASIA v1 validation split"
     pixels = calibrate_pixel_threshold(out, val, source)
     log.info("%s", pixels.describe())
-    decision = calibrate_model(load_predictor(out), out, val, FALSE_ALARM_RATE, source=source)
-    scores, predictor = {}, load_predictor(out)
+    predictor = load_predictor(out)  # the calibrated weights; the image threshold is passed explicitly below
+    decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=source)
+    scores = {}
     for test_name, dataset in test_datasets(layout.data).items():
         report = evaluate_predictor(dataset, predictor.predict, desc=f"shipped model on {test_name}",
                                     image_threshold=decision.threshold)[0]
