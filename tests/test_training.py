@@ -18,13 +18,13 @@ from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig
 from boxpromptiml.training.losses import DistillationLoss
 
 
-def _config(prepared, epochs=2, supervision="pseudo", workers=0, **optim):
+def _config(prepared, epochs=2, supervision="pseudo", workers=0, student=None, loss=None, **optim):
     return TrainConfig.from_dict({
-        "student": {"input_size": 64, "encoder": "efficientnet_lite0", "encoder_init": "random"},
+        "student": {"input_size": 64, "encoder": "efficientnet_lite0", "encoder_init": "random", **(student or {})},
         "data": {"train": [{"dataset": prepared["dataset"], "boxes": prepared["boxes"],
                             "pseudo_labels": prepared["pl"]}],
                  "val": [prepared["dataset"]], "supervision": supervision},
-        "loss": {"outside_box": 0.5},
+        "loss": {"outside_box": 0.5, **(loss or {})},
         "optim": {"epochs": epochs, "batch_size": 4, "lr": 3e-3, "workers": workers, "threads": 2,
                   "warmup_epochs": 0.3, **optim},
     })
@@ -129,10 +129,7 @@ def test_image_score_head_is_trained(prepared, tmp_path):
     its random initial weights (and `predict` would report a random verdict)."""
     heads = {}
     for weight in (0.0, 1.0):
-        config = _config(prepared, epochs=1, lr=1e-2)
-        config = TrainConfig.from_dict({**config.to_dict(), "student": {**config.to_dict()["student"],
-                                                                        "image_head": True},
-                                        "loss": {"outside_box": 0.5, "image": weight}})
+        config = _config(prepared, epochs=1, lr=1e-2, student={"image_head": True}, loss={"image": weight})
         loop.train(config, tmp_path / f"run{weight}")
         model, _ = load_student(tmp_path / f"run{weight}" / "last")
         heads[weight] = model.score_head.weight.detach().clone()
