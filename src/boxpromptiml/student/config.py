@@ -48,10 +48,6 @@ class StudentConfig:
     memory_slots: int = 16  # K prototype vectors in the MGFM memory bank
     use_gates: bool = True
     use_memory: bool = True
-    # Opening of MGFM's gates before training, sigmoid(bias) of their convolutions (None: PyTorch's default init,
-    # about 0.5 with random spread). Gates that shut early stay shut (the sigmoid's gradient vanishes): trained
-    # students had the stride-4 and stride-8 gates at ~0, which drops the fine scales and halves G_avg.
-    gate_init: float | None = None
     image_head: bool = False
     input_size: int = 256  # resize: images are resized to this square; native: training crop side
     resolution: Resolution = Resolution.RESIZE
@@ -74,8 +70,6 @@ class StudentConfig:
 
         if self.encoder not in ENCODERS.names():
             ENCODERS.get(self.encoder)  # raises with the known names
-        if self.gate_init is not None and not 0.01 <= self.gate_init <= 0.99:
-            raise ConfigError(f"student.gate_init must be from 0.01 to 0.99, got {self.gate_init}")
         if not 0.01 <= self.pixel_threshold <= 0.99:
             raise ConfigError(f"student.pixel_threshold must be from 0.01 to 0.99, got {self.pixel_threshold}")
         for name in ("input_size", "max_side"):

@@ -32,15 +32,11 @@ class MGFM(nn.Module):
     """Memory-Guided Gated Fusion Module (see module docstring)."""
 
     def __init__(self, feature_info: list[FeatureInfo], width: int = 64, memory_slots: int = 16,
-                 use_gates: bool = True, use_memory: bool = True, alpha_init: float = 0.5,
-                 gate_init: float | None = None) -> None:
+                 use_gates: bool = True, use_memory: bool = True, alpha_init: float = 0.5) -> None:
         super().__init__()
         self.use_gates, self.use_memory = use_gates, use_memory
         self.project = nn.ModuleList(conv_bn_relu(f.channels, width, 1) for f in feature_info)
         self.gates = nn.ModuleList(nn.Conv2d(width, 1, 3, padding=1) for _ in feature_info) if use_gates else None
-        if self.gates is not None and gate_init is not None:  # every gate starts equally open (see StudentConfig)
-            for gate in self.gates:
-                nn.init.constant_(gate.bias, math.log(gate_init / (1 - gate_init)))
         self.refine = conv_bn_relu(width, width)
         self.base_head = nn.Conv2d(width, 1, 1)
         if use_memory:

@@ -40,7 +40,7 @@ class Student(nn.Module):
             info = [FeatureInfo(f.channels + extra.get(f.stride, 0), f.stride) for f in info]
         if config.fusion is Fusion.MGFM:
             self.decoder: nn.Module = MGFM(info, config.width, config.memory_slots, config.use_gates,
-                                           config.use_memory, gate_init=config.gate_init)
+                                           config.use_memory)
         else:
             self.decoder = FPNFusion(info, config.width)
         self.score_head = nn.Linear(info[-1].channels + 1, 1) if config.image_head else None
