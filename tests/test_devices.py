@@ -50,3 +50,13 @@ def test_pseudo_label_and_predict_take_a_device(toy_dataset, tmp_path):
                  "--device", "cpu", "-o", str(tmp_path / "pl")]) == 0
     assert main(["pseudo-label", "-d", str(toy_dataset.source), "--boxes", str(boxes), "--teacher", "box",
                  "--device", "nonsense", "-o", str(tmp_path / "pl2")]) == 2
+
+
+def test_bf16_on_a_cpu_without_native_support_is_warned_about(monkeypatch):
+    from boxpromptiml import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert "6x slower" in devices.precision_warning(torch.device("cpu"), "bf16")
+    assert devices.precision_warning(torch.device("cpu"), "fp32") is None
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert devices.precision_warning(torch.device("cpu"), "bf16") is None

@@ -16,6 +16,7 @@ from boxpromptiml.data import load_dataset
 from boxpromptiml.deployment.calibrate import calibrate_pixel_threshold
 from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.evaluation import evaluate_predictor
+from boxpromptiml.evaluation.groups import CASIA_GROUPS, GroupSpec
 from boxpromptiml.fileio import write_json_atomic
 from boxpromptiml.training.loop import read_metrics, train
 
@@ -26,6 +27,7 @@ from .runs import RUNS, run_config
 log = logging.getLogger("protocol")
 TEST_SCORES = "test_scores.json"
 TEST_SCORES_CALIBRATED = "test_scores_calibrated.json"  # pixel threshold set on validation
+GROUPS = tuple(GroupSpec.parse(g) for g in CASIA_GROUPS)  # per manipulation type (CASIA names) and area bin
 
 
 def finished(layout: Layout, name: str) -> bool:
@@ -52,7 +54,9 @@ def _score(model_dir, tests: dict, label: str) -> dict:
     scores = {}
     for test_name, dataset in tests.items():
         started = time.perf_counter()
-        report, run = evaluate_predictor(dataset, predictor.predict, desc=f"{label} on {test_name}")
+        report, run = evaluate_predictor(dataset, predictor.predict, desc=f"{label} on {test_name}",
+                                         image_threshold=predictor.decision.threshold if predictor.decision else None,
+                                         groups=GROUPS)
         scores[test_name] = {**report.to_dict(), "seconds": round(time.perf_counter() - started, 1),
                              "failures": run.failures}
         log.info("%s on %s: pixel F1 %.3f", label, test_name, report.pixel_f1)

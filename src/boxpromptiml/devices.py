@@ -56,6 +56,26 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), as oneDNN reports it. Without it
+    torch emulates bf16: measured on an AVX2-only AMD EPYC, a student training step under bf16 autocast took
+    ~20 s against 3.3 s in fp32 (with it, on an AVX512-BF16 CPU, 0.63 s against 0.99 s)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def precision_warning(device: torch.device, precision: str) -> str | None:
+    """Why ``precision`` on ``device`` would be slower than fp32 here, or None."""
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+        return ("optim.precision=bf16 on a CPU without native bf16 (no AVX512-BF16 / AMX): torch emulates it, "
+                "which made a training step about 6x slower than fp32 on such a CPU; use fp32 here")
+    return None
+
+
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """Loss scaling, needed (and enabled) only for fp16."""
     import torch

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir, evaluate_predictor
+from ..evaluation.groups import CASIA_GROUPS, GroupSpec
 from ..evaluation.metrics import DEFAULT_THRESHOLD
 from ..fileio import write_json_atomic
 from ..outputs import check_not_an_input
@@ -35,6 +36,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="a pixel / image counts as tampered when its probability is above this (default: 0.5)")
     p.add_argument("--resize-predictions", action="store_true",
                    help="resize maps whose size differs from the mask (bilinear) instead of failing")
+    p.add_argument("--group", action="append", default=[], metavar="NAME=REGEX",
+                   help="also report the images whose file name matches REGEX as group NAME (repeatable; CASIA: "
+                        + " ".join(f"--group {g}" for g in CASIA_GROUPS)
+                        + "). Tampered-area bins are always reported.")
+    p.add_argument("--resave-jpeg", type=int, metavar="Q",
+                   help="re-save every image (both classes) as JPEG at quality Q before predicting, so that "
+                        "image-level numbers cannot come from how each class was stored (needs --model)")
     add_resize_masks_option(p)
     p.set_defaults(run=run)
 
@@ -47,9 +55,14 @@ def run(args: argparse.Namespace) -> int:
         dataset = dataset.replace_samples(dataset.tampered)
     if args.pred and args.model:
         raise ConfigError("give either --pred (saved maps) or --model (predict now), not both")
+    if args.pred and args.resave_jpeg is not None:
+        raise ConfigError("--resave-jpeg re-saves the images before predicting: it needs --model, not --pred")
+    if args.resave_jpeg is not None and not 1 <= args.resave_jpeg <= 100:
+        raise ConfigError(f"--resave-jpeg must be a JPEG quality from 1 to 100, got {args.resave_jpeg}")
+    groups = tuple(GroupSpec.parse(g) for g in args.group)
     if args.pred:
         report, run_ = evaluate_prediction_dir(dataset, args.pred, args.threshold, args.resize_masks,
-                                               args.resize_predictions)
+                                               args.resize_predictions, groups)
     else:
         import torch
 
@@ -59,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         predictor = load_predictor(args.model, args.backend, args.device)
         decision = predictor.decision
         report, run_ = evaluate_predictor(dataset, predictor.predict, args.threshold, args.resize_masks,
-                                          image_threshold=decision.threshold if decision else None)
+                                          image_threshold=decision.threshold if decision else None,
+                                          groups=groups, resave_jpeg=args.resave_jpeg)
         if decision is not None:
             print(f"image verdicts at the model's calibrated threshold: {decision.describe()}")
     print(report.format_table())

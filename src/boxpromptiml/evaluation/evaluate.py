@@ -17,12 +17,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..data.degrade import jpeg_recompress
 from ..data.images import PathLike, image_size, read_image, read_mask, read_probability_map
 from ..data.samples import Dataset, Label, Sample
 from ..errors import DataError
 from ..runner import SampleRun, run_per_sample
 from . import metrics as M
 from .calibration import rate_above
+from .groups import GroupScores, GroupSpec, format_groups, group_scores
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,11 @@ class ImageRecord:
     confusion: M.Confusion | None = None
     f1_best: float | None = None
     pixel_auc: float | None = None
+    marked_fraction: float | None = None  # share of the image's pixels above the threshold
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "label": int(self.label), "score": self.score,
-               "f1_best": self.f1_best, "pixel_auc": self.pixel_auc}
+               "f1_best": self.f1_best, "pixel_auc": self.pixel_auc, "marked_fraction": self.marked_fraction}
         if self.confusion is not None:
             out.update(asdict(self.confusion), f1=M.f1(self.confusion), iou=M.iou(self.confusion))
         return out
@@ -68,10 +71,17 @@ class EvaluationReport:
     image_threshold: float = M.DEFAULT_THRESHOLD  # image score above which an image is called tampered
     image_false_alarm_rate: float | None = None  # authentic images called tampered at image_threshold
     image_detection_rate: float | None = None  # tampered images called tampered at image_threshold
+    # False alarms of the map: authentic images with any pixel above the threshold, and the median share of
+    # their pixels that is (a salient-object detector marks most authentic photos, ~5% of each).
+    authentic_marked_rate: float | None = None
+    authentic_marked_area_median: float | None = None
+    resave_jpeg: int | None = None  # every image was re-saved as JPEG at this quality before prediction
+    groups: list[GroupScores] = field(default_factory=list)  # per named group and per tampered-area bin
     per_image: list[ImageRecord] = field(default_factory=list, repr=False)
 
     def to_dict(self, per_image: bool = False) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k != "per_image"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("per_image", "groups")}
+        out["groups"] = [g.to_dict() for g in self.groups]
         if per_image:
             out["per_image"] = [r.to_dict() for r in self.per_image]
         return out
@@ -90,34 +100,43 @@ class EvaluationReport:
             ("image balanced accuracy", self.image_bacc),
             (f"false alarms on authentic images (score > {self.image_threshold:.3f})", self.image_false_alarm_rate),
             (f"tampered images detected (score > {self.image_threshold:.3f})", self.image_detection_rate),
+            ("authentic images with any pixel marked", self.authentic_marked_rate),
+            ("median share of an authentic image marked", self.authentic_marked_area_median),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
         lines += [f"{name:<{width}}  {'n/a' if v is None else f'{v:.4f}'}" for name, v in rows]
+        resaved = f"; every image re-saved as JPEG quality {self.resave_jpeg}" if self.resave_jpeg else ""
         lines.append(f"images: {self.n_tampered} tampered, {self.n_authentic} authentic; "
-                     f"threshold {self.threshold}")
+                     f"threshold {self.threshold}{resaved}")
+        if self.groups:
+            lines += ["", "by group (image AUC: the group's tampered images against every authentic image)",
+                      format_groups(self.groups)]
         return "\n".join(lines)
 
 
 class Evaluator:
     """Accumulates per-image records; ``report()`` reduces them."""
 
-    def __init__(self, threshold: float = M.DEFAULT_THRESHOLD, image_threshold: float | None = None) -> None:
+    def __init__(self, threshold: float = M.DEFAULT_THRESHOLD, image_threshold: float | None = None,
+                 groups: tuple[GroupSpec, ...] = (), resave_jpeg: int | None = None) -> None:
         self.threshold = threshold
         self.image_threshold = threshold if image_threshold is None else image_threshold
+        self.groups, self.resave_jpeg = tuple(groups), resave_jpeg
         self.records: list[ImageRecord] = []
 
     def add(self, name: str, label: Label, prob: np.ndarray, mask: np.ndarray | None = None,
             score: float | None = None) -> ImageRecord:
         """Record one image. Tampered images need their bool ``mask`` (same shape as ``prob``)."""
         score = M.image_score_from_map(prob) if score is None else float(score)
+        marked = float(np.count_nonzero(prob > self.threshold)) / max(1, prob.size)
         if label is Label.TAMPERED:
             if mask is None:
                 raise ValueError(f"{name}: a tampered image needs its mask")
             record = ImageRecord(name, label, score, M.confusion(prob, mask, self.threshold),
-                                 M.best_threshold_f1(prob, mask), M.binary_auc(prob, mask))
+                                 M.best_threshold_f1(prob, mask), M.binary_auc(prob, mask), marked)
         else:
-            record = ImageRecord(name, label, score)
+            record = ImageRecord(name, label, score, marked_fraction=marked)
         self.records.append(record)
         return record
 
@@ -127,6 +146,8 @@ class Evaluator:
         aucs = [r.pixel_auc for r in tampered if r.pixel_auc is not None]
         labels = np.array([r.label is Label.TAMPERED for r in self.records], dtype=bool)
         scores = np.array([r.score for r in self.records], dtype=np.float64)
+        marked = np.array([r.marked_fraction for r in self.records
+                           if r.label is Label.AUTHENTIC and r.marked_fraction is not None])
         return EvaluationReport(
             pixel_f1=M.reduce(counts, M.f1, M.Reduction.PER_IMAGE),
             pixel_iou=M.reduce(counts, M.iou, M.Reduction.PER_IMAGE),
@@ -144,6 +165,10 @@ class Evaluator:
             image_threshold=self.image_threshold,
             image_false_alarm_rate=rate_above(scores[~labels], self.image_threshold),
             image_detection_rate=rate_above(scores[labels], self.image_threshold),
+            authentic_marked_rate=float(np.mean(marked > 0)) if marked.size else None,
+            authentic_marked_area_median=float(np.median(marked)) if marked.size else None,
+            resave_jpeg=self.resave_jpeg,
+            groups=group_scores(self.records, self.groups),
             per_image=list(self.records),
         )
 
@@ -184,13 +209,23 @@ def read_scores(pred_dir: Path) -> dict[str, float]:
 def evaluate_predictor(
     dataset: Dataset, predict: Callable[[np.ndarray], Any], threshold: float = M.DEFAULT_THRESHOLD,
     resize_masks: bool = False, desc: str = "evaluate", image_threshold: float | None = None,
+    groups: tuple[GroupSpec, ...] = (), resave_jpeg: int | None = None,
 ) -> tuple[EvaluationReport, SampleRun[ImageRecord]]:
-    """Run ``predict(image) -> object with .probability (H x W) and .score`` on every image and evaluate."""
-    evaluator = Evaluator(threshold, image_threshold)
+    """Run ``predict(image) -> object with .probability (H x W) and .score`` on every image and evaluate.
+
+    ``resave_jpeg``: re-save every image (tampered and authentic alike) as JPEG at this quality in memory first,
+    so that image-level numbers cannot come from the classes' different stored compression (CASIA v1 saved
+    its tampered and authentic photos with different quantisation tables)."""
+    if resave_jpeg is not None and not 1 <= resave_jpeg <= 100:
+        raise DataError(f"JPEG quality must be from 1 to 100, got {resave_jpeg}")
+    evaluator = Evaluator(threshold, image_threshold, groups, resave_jpeg)
 
     def step(sample: Sample) -> ImageRecord:
         mask = load_ground_truth(sample, resize_masks)
-        prediction = predict(read_image(sample.image))
+        image = read_image(sample.image)
+        if resave_jpeg is not None:
+            image = jpeg_recompress(image, resave_jpeg)
+        prediction = predict(image)
         return evaluator.add(sample.name, sample.label, prediction.probability, mask, prediction.score)
 
     run = run_per_sample(dataset, step, desc=desc, total=len(dataset))
@@ -203,6 +238,7 @@ def evaluate_prediction_dir(
     threshold: float = M.DEFAULT_THRESHOLD,
     resize_masks: bool = False,
     resize_predictions: bool = False,
+    groups: tuple[GroupSpec, ...] = (),
 ) -> tuple[EvaluationReport, SampleRun[ImageRecord]]:
     """Evaluate ``<pred_dir>/<image stem>.png`` maps; every image of the dataset needs one."""
     pred_dir = Path(pred_dir)
@@ -214,7 +250,7 @@ def evaluate_prediction_dir(
         more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise DataError(f"{len(missing)} of {len(dataset)} prediction(s) missing in {pred_dir}:\n  {listed}{more}")
     scores = read_scores(pred_dir)
-    evaluator = Evaluator(threshold)
+    evaluator = Evaluator(threshold, groups=groups)
 
     def step(sample: Sample) -> ImageRecord:
         mask = load_ground_truth(sample, resize_masks)

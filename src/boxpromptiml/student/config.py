@@ -54,6 +54,8 @@ class StudentConfig:
     resolution: Resolution = Resolution.RESIZE
     max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
     residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
+    # Copy-move branch: each stride-16 position's best matches elsewhere in the same image (student/similarity.py)
+    self_similarity: bool = False
     drop_path: float | None = None  # stochastic depth of the encoder while training (None: the encoder's default)
     # The decoder's probability at which a pixel is called tampered. The model shifts its logits so that this
     # probability comes out as 0.5, the threshold every tool applies. 0.5 = as trained; `bpiml calibrate` sets it

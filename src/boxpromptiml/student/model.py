@@ -18,6 +18,7 @@ from .config import Fusion, Residual, Resolution, StudentConfig
 from .decoders import MGFM, FPNFusion
 from .encoders import FeatureInfo, create_encoder
 from .residual import ResidualBranch
+from .similarity import SelfSimilarity
 
 __all__ = ["Fusion", "Residual", "Resolution", "Student", "StudentConfig", "build_student"]
 
@@ -38,6 +39,16 @@ class Student(nn.Module):
         if self.residual is not None:  # the residual maps are concatenated with the taps of the same stride
             extra = dict(zip(self.residual.strides, self.residual.channels, strict=True))
             info = [FeatureInfo(f.channels + extra.get(f.stride, 0), f.stride) for f in info]
+        # copy-move evidence, computed from the encoder's stride-16 tap and concatenated with it
+        self.similarity_tap = next((i for i, f in enumerate(self.encoder.feature_info) if f.stride == 16), None)
+        self.similarity = None
+        if config.self_similarity:
+            if self.similarity_tap is None:
+                raise ConfigError(f"student.self_similarity needs a stride-16 tap; {config.encoder} has none")
+            tap = self.encoder.feature_info[self.similarity_tap]
+            self.similarity = SelfSimilarity(tap.channels)
+            info = [FeatureInfo(f.channels + (self.similarity.out_channels if i == self.similarity_tap else 0),
+                                f.stride) for i, f in enumerate(info)]
         if config.fusion is Fusion.MGFM:
             self.decoder: nn.Module = MGFM(info, config.width, config.memory_slots, config.use_gates,
                                            config.use_memory)
@@ -49,6 +60,9 @@ class Student(nn.Module):
 
     def _probabilities(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = self.encoder((image - self.mean) / self.std)
+        if self.similarity is not None:
+            i = self.similarity_tap
+            features = [*features[:i], torch.cat([features[i], self.similarity(features[i])], dim=1), *features[i + 1:]]
         if self.residual is not None:
             extra = dict(zip(self.residual.strides, self.residual(image), strict=True))
             strides = [f.stride for f in self.encoder.feature_info]

@@ -40,7 +40,7 @@ def _crop_to_region(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np
     return image[y1:y2, x1:x2], mask[y1:y2, x1:x2]
 
 
-def _transform_region(patch: np.ndarray, alpha: np.ndarray, scale: float, angle: float,
+def transform_region(patch: np.ndarray, alpha: np.ndarray, scale: float, angle: float,
                       flip: bool) -> tuple[np.ndarray, np.ndarray]:
     """Scale, rotate (about the centre, canvas grown to fit) and optionally mirror a cut-out."""
     if flip:
@@ -90,7 +90,7 @@ def paste_region(target: np.ndarray, source: np.ndarray, region: np.ndarray, rng
         scale *= float(np.sqrt(limit / area))
     angle = float(rng.uniform(-params.max_rotation, params.max_rotation))
     flip = bool(rng.random() < params.flip_probability)
-    patch, alpha = _transform_region(patch, alpha.astype(np.float32), scale, angle, flip)
+    patch, alpha = transform_region(patch, alpha.astype(np.float32), scale, angle, flip)
     ph, pw = alpha.shape
     if ph > height or pw > width:  # larger than the target: shrink to fit
         shrink = min(height / ph, width / pw) * 0.95

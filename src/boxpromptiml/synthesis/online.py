@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..data.degrade import gaussian_blur, gaussian_noise, jpeg_recompress
+from .clones import clone
 from .forgeries import Forgery, PasteParams, forge
 
 SHAPES = ("polygon", "blob", "stroke")  # drawn at random; "object" regions follow a segment of the source photo
@@ -39,6 +40,9 @@ class OnlineSynthesisConfig:
     # as in CASIA, where whole objects are pasted; the rest are random shapes. 0 = random shapes only.
     object_share: float = 0.0
     object_fraction: tuple[float, float] = (0.01, 0.25)  # area of object regions as a fraction of the image
+    # Share of the forgeries that are plain copy-moves of non-object regions with no processing of their own
+    # (synthesis/clones.py): only the match with their source gives them away. 0 = none.
+    clone_share: float = 0.0
     paste: PasteParams = field(default_factory=lambda: PasteParams(scale_range=(0.8, 1.2), max_rotation=15.0))
 
 
@@ -140,6 +144,12 @@ def forge_online(host: np.ndarray, donor: np.ndarray, rng: np.random.Generator,
         return random_region(host.shape[:2], rng, shape, fraction), shape
 
     for _ in range(10):
+        if config.clone_share > 0 and rng.random() < config.clone_share:
+            forgery = clone(host, rng)
+            if forgery is not None:
+                forgery.record.update(kind="clone")
+                break
+            continue
         kind = _weighted_choice(config.kind_weights, rng)
         shape = _weighted_choice(config.shape_weights, rng)
         if kind != "removal" and config.object_share > 0 and rng.random() < config.object_share:

@@ -46,6 +46,7 @@ class DataConfig:
     synthetic: tuple[str, ...] = ()
     synthetic_fraction: float = 0.0
     synthetic_objects: float = 0.0  # share of those splices / copy-moves whose region is an object-like segment
+    synthetic_clones: float = 0.0  # share of the forgeries that are plain copy-moves of non-object regions
     resize_masks: bool = False  # full supervision: resize masks whose size differs from their image (nearest)
     max_bad_fraction: float = 0.05  # unreadable samples are skipped; more than this share of an epoch stops the run
 
@@ -57,6 +58,7 @@ class LossConfig:
     bce: float = 1.0  # BCE on the soft targets: the paper's distillation loss
     dice: float = 0.5  # soft Dice on tampered images: counters the small-region imbalance
     outside_box: float = 0.0  # extra penalty on probability outside every box (needs boxes)
+    false_alarm: float = 0.0  # mean of the top 1% probabilities of authentic images (hard negatives)
     image: float = 0.5  # BCE of the image-level score against tampered / authentic (students with image_head)
 
 
@@ -183,12 +185,12 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "optim.epochs": (0, None), "optim.samples_per_epoch": (1, None), "optim.max_minutes": (0, None),
     "optim.batch_size": (1, None), "optim.lr": (0, None), "optim.encoder_lr_scale": (0, None),
     "optim.weight_decay": (0, None), "optim.warmup_epochs": (0, None), "optim.workers": (0, 64),
-    "optim.threads": (1, 1024),
-    "optim.ema_decay": (0, 0.99999), "loss.bce": (0, None), "loss.dice": (0, None), "loss.outside_box": (0, None),
+    "optim.threads": (1, 1024), "optim.ema_decay": (0, 0.99999), "loss.bce": (0, None), "loss.dice": (0, None),
+    "loss.outside_box": (0, None), "loss.false_alarm": (0, None),
     "augment.hflip": (0, 1), "augment.scale_min": (0.05, 1), "augment.colour": (0, 1), "augment.jpeg": (0, 1),
     "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "data.val_limit": (1, None),
     "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1), "data.synthetic_objects": (0, 1),
-    "data.max_bad_fraction": (0, 1),
+    "data.synthetic_clones": (0, 1), "data.max_bad_fraction": (0, 1),
 }
 POSITIVE = {"optim.lr", "optim.max_minutes"}  # their lower bound is excluded
 

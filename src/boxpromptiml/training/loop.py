@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ..data.images import PathLike, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
-from ..devices import autocast, grad_scaler
+from ..devices import autocast, grad_scaler, precision_warning
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
@@ -61,7 +61,7 @@ from .losses import DistillationLoss
 
 log = logging.getLogger(__name__)
 
-METRICS_FIELDS = ["epoch", "samples_seen", "lr", "train_loss", "bce", "dice", "outside_box", "image",
+METRICS_FIELDS = ["epoch", "samples_seen", "lr", "train_loss", "bce", "dice", "outside_box", "false_alarm", "image",
                   "fit_pixel_f1", "val_pixel_f1", "val_pixel_iou", "val_pixel_auc", "val_image_auc",
                   "samples_per_second", "seconds"]
 
@@ -303,10 +303,13 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
     photos = synthetic_hosts(config.data)
     dataset = TrainingSet(items, config.data.supervision, config.student.input_size, config.augment, optim.seed,
                           native, photos, config.data.resize_masks,
-                          OnlineSynthesisConfig(object_share=config.data.synthetic_objects))
+                          OnlineSynthesisConfig(object_share=config.data.synthetic_objects,
+                                                clone_share=config.data.synthetic_clones))
     fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
     scaler = grad_scaler(device, optim.precision)
+    if ctx.is_main and (slow := precision_warning(device, optim.precision)):
+        log.warning(slow)
     per_epoch = optim.samples_per_epoch or len(dataset)
     if ctx.enabled and per_epoch % optim.batch_size:
         per_epoch -= per_epoch % optim.batch_size  # every process must take the same number of steps

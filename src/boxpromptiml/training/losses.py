@@ -3,6 +3,9 @@
 loss = bce * BCE(logits, soft target)                 (the paper's distillation loss)
      + dice * (1 - soft Dice) over tampered images    (keeps small regions from vanishing)
      + outside_box * mean(p outside every box)        (the box says where tampering can be)
+     + false_alarm * mean over authentic images of the mean of their top 1% of p
+                                                        (hard negatives: the few pixels a salient-object
+                                                         detector would mark; plain BCE averages them away)
      + image * BCE(image score, tampered or not)        (students with an image-level score head)
 """
 
@@ -12,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import LossConfig
+
+FALSE_ALARM_TOP = 0.01  # the share of an authentic image's pixels the false-alarm term looks at
 
 
 class DistillationLoss:
@@ -40,9 +45,14 @@ class DistillationLoss:
         if self.config.outside_box:
             outside = 1.0 - region
             terms["outside_box"] = (prob * outside).sum() / outside.sum().clamp(min=1.0)
+        authentic = ~tampered.flatten()
+        if self.config.false_alarm and authentic.any():
+            flat = prob[authentic].flatten(1).float()
+            top = max(1, int(flat.shape[1] * FALSE_ALARM_TOP))
+            terms["false_alarm"] = flat.topk(top, dim=1).values.mean()
         if self.config.image and score_logits is not None:
             terms["image"] = F.binary_cross_entropy_with_logits(score_logits.float(), label.float().flatten())
         weights = {"bce": self.config.bce, "dice": self.config.dice, "outside_box": self.config.outside_box,
-                   "image": self.config.image}
+                   "false_alarm": self.config.false_alarm, "image": self.config.image}
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}
