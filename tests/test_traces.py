@@ -145,3 +145,40 @@ def test_false_alarm_term_punishes_the_brightest_pixels_of_authentic_images_only
     assert terms["false_alarm"] == pytest.approx(0.0, abs=1e-3)
     _, terms = loss(logits, target, region, torch.tensor([1.0, 1.0]))
     assert "false_alarm" not in terms
+
+
+def test_a_run_with_the_copy_move_branch_clones_and_false_alarm_term_trains(prepared, tmp_path):
+    from boxpromptiml.training import loop
+    from boxpromptiml.training.checkpoint import load_student
+    from boxpromptiml.training.config import TrainConfig
+
+    config = TrainConfig.from_dict({
+        "student": {"input_size": 64, "encoder_init": "random", "resolution": "native", "self_similarity": True},
+        "data": {"train": [{"dataset": prepared["dataset"], "boxes": prepared["boxes"],
+                            "pseudo_labels": prepared["pl"]}], "val": [prepared["dataset"]],
+                 "synthetic": [prepared["dataset"]], "synthetic_fraction": 0.5, "synthetic_clones": 1.0},
+        "loss": {"false_alarm": 0.5},
+        "augment": {"jpeg": 1.0},
+        "optim": {"epochs": 1, "samples_per_epoch": 16, "batch_size": 4, "workers": 0, "threads": 1},
+    })
+    loop.train(config, tmp_path / "run")
+    row = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header, values = row[0].split(","), row[1].split(",")
+    assert float(values[header.index("false_alarm")]) > 0
+    model, _ = load_student(tmp_path / "run")
+    assert model.config.self_similarity and model.similarity is not None
+
+
+def test_the_copy_move_branch_exports_to_onnx(tmp_path):
+    pytest.importorskip("onnxscript")
+    from boxpromptiml.deployment.export import export_onnx
+    from boxpromptiml.deployment.predictor import Predictor
+
+    torch.manual_seed(0)
+    model = build_student(StudentConfig(encoder_init="random", input_size=64, resolution="native",
+                                        self_similarity=True)).eval()
+    assert export_onnx(model, tmp_path / "student.onnx") < 1e-4
+    images = torch.rand(1, 3, 96, 128)  # another grid than the export's example
+    got, _ = Predictor.from_onnx(tmp_path / "student.onnx").predict_batch(images)
+    expected, _ = Predictor.from_student(model).predict_batch(images)
+    assert (got - expected).abs().max() < 1e-4

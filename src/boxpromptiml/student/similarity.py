@@ -18,10 +18,12 @@ from torch import nn
 
 
 def near_positions(height: int, width: int, radius: int, device: torch.device) -> torch.Tensor:
-    """Bool (N x N): pairs of grid positions within ``radius`` cells of each other (self included)."""
-    ys = torch.arange(height, device=device).repeat_interleave(width)
-    xs = torch.arange(width, device=device).repeat(height)
-    return ((ys[:, None] - ys[None]).abs() <= radius) & ((xs[:, None] - xs[None]).abs() <= radius)
+    """Bool (N x N): pairs of grid positions within ``radius`` cells of each other (self included).
+    Built by broadcasting (no repeat / expand), so that it exports to ONNX with a dynamic grid."""
+    ys, xs = torch.arange(height, device=device), torch.arange(width, device=device)
+    near_y = (ys[:, None, None, None] - ys[None, None, :, None]).abs() <= radius  # h x 1 x h x 1
+    near_x = (xs[None, :, None, None] - xs[None, None, None, :]).abs() <= radius  # 1 x w x 1 x w
+    return (near_y & near_x).reshape(height * width, height * width)
 
 
 class SelfSimilarity(nn.Module):
@@ -43,9 +45,8 @@ class SelfSimilarity(nn.Module):
             embedded = F.normalize(self.project(features.float()).flatten(2), dim=1)  # B x d x N
             scores = embedded.transpose(1, 2) @ embedded  # B x N x N, cosine similarity
             scores = scores.masked_fill(near_positions(h, w, self.exclude_radius, features.device), -1.0)
-            k = min(self.top_k, h * w)
-            best = scores.topk(k, dim=-1).values  # B x N x k, descending
-            if k < self.top_k:  # a tiny grid: pad the profile with "no match"
-                best = F.pad(best, (0, self.top_k - k), value=-1.0)
+            # top_k "no match" columns, so that a grid of fewer than top_k positions still has a full profile
+            scores = F.pad(scores, (0, self.top_k), value=-1.0)
+            best = scores.topk(self.top_k, dim=-1).values  # B x N x top_k, descending
         profile = best.transpose(1, 2).reshape(b, self.top_k, h, w)
         return self.encode(profile.to(features.dtype))
