@@ -1,4 +1,5 @@
-"""`bpiml predict`, `bpiml calibrate`, `bpiml export` and `bpiml bench`: using a trained student."""
+"""`bpiml predict`, `bpiml calibrate`, `bpiml fit-verdict`, `bpiml export` and `bpiml bench`: using a trained
+student."""
 
 from __future__ import annotations
 
@@ -70,9 +71,35 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="share of authentic images allowed above the threshold (default: %(default)s)")
     p.add_argument("--keep-pixel-threshold", action="store_true",
                    help="leave the model's pixel threshold as it is; calibrate the image-level threshold only")
+    p.add_argument("--resave-jpeg", type=int, metavar="Q",
+                   help="re-save every validation image as JPEG at quality Q before scoring it, so that the "
+                        "image threshold does not rest on how each class was stored")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_calibrate)
+
+    p = sub.add_parser("fit-verdict", help="fit an image-level verdict on top of a frozen model",
+                       description="Freezes the model's maps and fits its image-level score head (a logistic "
+                                   "regression on the mean-pooled deepest features and the map's maximum) on "
+                                   "training images, each re-saved as JPEG at random qualities so that the head "
+                                   "cannot learn how each class was stored. Writes the model with its head to "
+                                   "--out (the input model is left as it is). With --val, the image threshold is "
+                                   "then calibrated on those images, re-saved at --val-quality.")
+    p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
+    p.add_argument("--train", "-d", action="append", required=True, metavar="D",
+                   help="training dataset(s) with tampered and authentic images (never a test set); repeatable")
+    p.add_argument("--val", action="append", default=[], metavar="D",
+                   help="validation dataset(s) for the image threshold (tampered and authentic); repeatable")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the model with its verdict")
+    p.add_argument("--quality", type=int, nargs=2, default=(70, 100), metavar=("LOW", "HIGH"),
+                   help="JPEG qualities the training images are re-saved at (default: 70 100)")
+    p.add_argument("--copies", type=int, default=2, help="re-saved copies per training image (default: 2)")
+    p.add_argument("--val-quality", type=int, default=90, help="JPEG quality of the validation re-save (default: 90)")
+    p.add_argument("--false-alarm-rate", type=float, default=0.05,
+                   help="share of validation authentic images allowed above the threshold (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
+    add_overwrite_option(p)
+    p.set_defaults(run=run_fit_verdict)
 
     p = sub.add_parser("export", help="export a student to ONNX (dynamic batch), checked against PyTorch",
                        description="The graph takes B x 3 x S x S RGB in [0, 1] and returns probabilities.")
@@ -127,10 +154,29 @@ def run_calibrate(args: argparse.Namespace) -> int:
         else:
             print("no tampered image in the dataset: the pixel threshold is left as it is")
     predictor = load_predictor(model_dir, device=args.device)
-    decision = calibrate_model(predictor, model_dir, dataset, args.false_alarm_rate)
+    decision = calibrate_model(predictor, model_dir, dataset, args.false_alarm_rate, resave_jpeg=args.resave_jpeg)
     detection = "n/a" if decision.detection_rate is None else f"{decision.detection_rate:.1%}"
     print(f"threshold {decision.threshold:.4f}: {decision.false_alarm_rate:.1%} of {decision.n_authentic} authentic "
           f"images flagged, {detection} of {decision.n_tampered} tampered; saved with the model in {model_dir}")
+    return 0
+
+
+def run_fit_verdict(args: argparse.Namespace) -> int:
+    from ..deployment.calibrate import calibrate_model
+    from ..deployment.predictor import load_predictor
+    from ..deployment.verdict import fit_verdict
+
+    _set_threads(args.threads)
+    model_dir = args.model or shipped_model_dir()
+    claim_output_dir(Path(args.out), "fit-verdict", args.overwrite)
+    fit = fit_verdict(model_dir, load_datasets(args.train), args.out, tuple(args.quality), args.copies)
+    print(fit.describe() + f"; model written to {args.out}")
+    if fit.skipped:
+        print(f"{len(fit.skipped)} unreadable training image(s) left out: {sorted(fit.skipped)[:10]}")
+    if args.val:
+        decision = calibrate_model(load_predictor(args.out), args.out, load_datasets(args.val), args.false_alarm_rate,
+                                   resave_jpeg=args.val_quality)
+        print(f"image threshold {decision.describe()}")
     return 0
 
 

@@ -47,11 +47,14 @@ def load_decision(model_dir: PathLike) -> ImageDecision | None:
 
 
 def calibrate_model(predictor: Predictor, model_dir: PathLike, dataset: Dataset, rate: float,
-                    source: str | None = None) -> ImageDecision:
-    """Score ``dataset`` with the model, choose the threshold on its authentic images, save it."""
+                    source: str | None = None, resave_jpeg: int | None = None) -> ImageDecision:
+    """Score ``dataset`` with the model, choose the threshold on its authentic images, save it.
+    ``resave_jpeg``: every image re-saved at this JPEG quality first (see evaluate_predictor)."""
     if not dataset.authentic:
         raise DataError(f"{dataset.source}: calibration needs authentic images (add the authentic list)")
-    report, run = evaluate_predictor(dataset, predictor.predict, desc="calibrate")
+    report, run = evaluate_predictor(dataset, predictor.predict, desc="calibrate", resave_jpeg=resave_jpeg)
+    if resave_jpeg is not None:
+        source = f"{source or dataset.source} (re-saved as JPEG {resave_jpeg})"
     labels = {r.name: r.label for r in report.per_image}
     scores = {r.name: r.score for r in report.per_image}
     authentic = np.array([s for n, s in scores.items() if not labels[n]])

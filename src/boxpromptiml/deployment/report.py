@@ -38,10 +38,16 @@ def verdict_text(score: float, decision: ImageDecision | None) -> str:
     if decision is None:
         return (f"image score {score:.3f}; this model has no calibrated image threshold "
                 "(bpiml calibrate makes one), so no verdict is given")
-    called = "TAMPERED" if score > decision.threshold else "no manipulation found"
-    return (f"{called}: image score {score:.3f} against threshold {decision.threshold:.3f}, which flagged "
-            f"{decision.false_alarm_rate:.1%} of {decision.n_authentic} authentic images of "
-            f"{decision.calibrated_on} (target {decision.target_false_alarm_rate:.0%} false alarms)")
+    flagged = score > decision.threshold
+    caught = "an unmeasured share" if decision.detection_rate is None else f"{decision.detection_rate:.0%}"
+    text = (f"{'TAMPERED' if flagged else 'not flagged'}: image score {score:.3f} against threshold "
+            f"{decision.threshold:.3f}, which flagged {decision.false_alarm_rate:.1%} of {decision.n_authentic} "
+            f"authentic images of {decision.calibrated_on} (target {decision.target_false_alarm_rate:.0%} false "
+            f"alarms) and caught {caught} of its {decision.n_tampered} tampered images")
+    if not flagged:  # "nothing found" must not read as more certain than the detection rate allows
+        text += ("; not being flagged is weak evidence of authenticity: look at the heat map"
+                 if decision.detection_rate is None or decision.detection_rate < 0.9 else "")
+    return text
 
 
 def render_report(image: np.ndarray, probability: np.ndarray, score: float, *, image_name: str,

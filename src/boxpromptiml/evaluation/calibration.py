@@ -45,8 +45,10 @@ class ImageDecision:
         return cls(**data)
 
     def describe(self) -> str:
+        caught = "" if self.detection_rate is None else \
+            f", where it caught {self.detection_rate:.0%} of {self.n_tampered} tampered images"
         return (f"image score > {self.threshold:.3f}, calibrated to {self.target_false_alarm_rate:.0%} false alarms "
-                f"on {self.n_authentic} authentic images of {self.calibrated_on}")
+                f"on {self.n_authentic} authentic images of {self.calibrated_on}{caught}")
 
 
 def threshold_for_false_alarm_rate(authentic_scores: np.ndarray, rate: float) -> float:

@@ -83,9 +83,14 @@ class Student(nn.Module):
         """Pixel logits and image-level logits (B,), the latter from the score head."""
         if self.score_head is None:
             raise ConfigError("this student has no image-level score head (image_head=False)")
-        prob, features = self._probabilities(image)
-        pooled = torch.cat([features[-1].mean(dim=(2, 3)), prob.amax(dim=(2, 3))], dim=1)
+        prob, pooled = self.score_inputs(image)
         return self._to_logits(prob, image.shape[-2:]), self.score_head(pooled)[:, 0]
+
+    def score_inputs(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stride-4 probability map and what the score head reads (B x (C + 1)): the deepest features,
+        mean-pooled, and the map's maximum. Also used to fit the head with the localizer frozen."""
+        prob, features = self._probabilities(image)
+        return prob, torch.cat([features[-1].mean(dim=(2, 3)), prob.amax(dim=(2, 3))], dim=1)
 
     def _to_logits(self, prob: torch.Tensor, size: torch.Size) -> torch.Tensor:
         # in float32 even under autocast: bf16 / fp16 round 1 - 1e-6 to 1, whose logit is infinite
