@@ -34,12 +34,12 @@ SYNTHETIC = ("data.synthetic=[runs/v2/casia1_split/train.json, runs/v2/coverage_
              "../shared/data/bsds500]", "data.synthetic_fraction=0.3")
 # Traces, not objects (issue 23): the copy-move branch, 40% on-the-fly forgeries of which half are plain clones of
 # non-object regions, a hard-negative term on authentic images, every sample re-compressed as JPEG (so that CASIA's
-# per-class quantisation tables cannot be learnt), on a 12,000-sample budget (validation of the 20,000-sample rows
-# peaked near 7,000).
+# per-class quantisation tables cannot be learnt), on a 10,000-sample budget (validation of the 20,000-sample rows
+# peaked near 7,000; compare with their epoch-10 validation for like-for-like).
 TRACES_V3 = ("student.self_similarity=true",
              "data.synthetic=[runs/v2/casia1_split/train.json, runs/v2/coverage_train_authentic.json, "
              "../shared/data/bsds500]", "data.synthetic_fraction=0.4", "data.synthetic_clones=0.5",
-             "loss.false_alarm=0.5", "augment.jpeg=1.0", "augment.jpeg_quality_min=70", "optim.epochs=12")
+             "loss.false_alarm=0.5", "augment.jpeg=1.0", "augment.jpeg_quality_min=70", "optim.epochs=10")
 # half the budget (validation peaked near 7,000 of 20,000 samples), annealed by then, and a weight average
 SHORT = ("optim.epochs=10", "optim.ema_decay=0.995")
 RUNS = {
@@ -65,7 +65,7 @@ RUNS = {
     "method-synth-head": RunSpec("method-synth + an image-level score head trained on tampered / authentic",
                                  overrides=(*SYNTHETIC, "student.image_head=true")),
     "copymove": RunSpec("copy-move branch + 40% forgeries, half plain clones + authentic hard negatives + "
-                        "JPEG on every sample (12,000 samples)", overrides=TRACES_V3),
+                        "JPEG on every sample (10,000 samples)", overrides=TRACES_V3),
     "copymove-seed1": RunSpec("copymove with seed 1", overrides=(*TRACES_V3, "optim.seed=1")),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
