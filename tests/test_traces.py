@@ -182,3 +182,12 @@ def test_the_copy_move_branch_exports_to_onnx(tmp_path):
     got, _ = Predictor.from_onnx(tmp_path / "student.onnx").predict_batch(images)
     expected, _ = Predictor.from_student(model).predict_batch(images)
     assert (got - expected).abs().max() < 1e-4
+
+
+def test_the_false_alarm_term_is_ramped_in_over_the_start_of_the_budget():
+    loss = DistillationLoss(LossConfig(bce=0.0, dice=0.0, false_alarm=1.0, false_alarm_ramp=0.5))
+    logits = torch.full((1, 1, 10, 10), 10.0)
+    args = (logits, torch.zeros_like(logits), torch.ones_like(logits), torch.tensor([0.0]))
+    assert float(loss(*args, progress=0.0)[0]) == 0.0
+    assert float(loss(*args, progress=0.25)[0]) == pytest.approx(0.5, abs=1e-3)
+    assert float(loss(*args, progress=0.9)[0]) == pytest.approx(1.0, abs=1e-3)

@@ -59,6 +59,7 @@ class LossConfig:
     dice: float = 0.5  # soft Dice on tampered images: counters the small-region imbalance
     outside_box: float = 0.0  # extra penalty on probability outside every box (needs boxes)
     false_alarm: float = 0.0  # mean of the top 1% probabilities of authentic images (hard negatives)
+    false_alarm_ramp: float = 0.3  # share of the budget over which the false-alarm weight grows from 0
     image: float = 0.5  # BCE of the image-level score against tampered / authentic (students with image_head)
 
 
@@ -186,7 +187,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "optim.batch_size": (1, None), "optim.lr": (0, None), "optim.encoder_lr_scale": (0, None),
     "optim.weight_decay": (0, None), "optim.warmup_epochs": (0, None), "optim.workers": (0, 64),
     "optim.threads": (1, 1024), "optim.ema_decay": (0, 0.99999), "loss.bce": (0, None), "loss.dice": (0, None),
-    "loss.outside_box": (0, None), "loss.false_alarm": (0, None),
+    "loss.outside_box": (0, None), "loss.false_alarm": (0, None), "loss.false_alarm_ramp": (0, 1),
     "augment.hflip": (0, 1), "augment.scale_min": (0.05, 1), "augment.colour": (0, 1), "augment.jpeg": (0, 1),
     "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "data.val_limit": (1, None),
     "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1), "data.synthetic_objects": (0, 1),

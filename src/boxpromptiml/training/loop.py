@@ -355,7 +355,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
                 else:
                     logits, score_logits = trained(batch["image"]), None
                 loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"], tampered,
-                                      score_logits)
+                                      score_logits, progress=(epoch * steps_per_epoch + i) / total_steps)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

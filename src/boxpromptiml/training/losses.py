@@ -5,7 +5,11 @@ loss = bce * BCE(logits, soft target)                 (the paper's distillation 
      + outside_box * mean(p outside every box)        (the box says where tampering can be)
      + false_alarm * mean over authentic images of the mean of their top 1% of p
                                                         (hard negatives: the few pixels a salient-object
-                                                         detector would mark; plain BCE averages them away)
+                                                         detector would mark; plain BCE averages them away),
+                                                        ramped in linearly over the first false_alarm_ramp
+                                                        of the budget: from the start it pushed every peak
+                                                        down before the student knew where to mark, and no
+                                                        pixel passed 0.5 after 2,000 samples
      + image * BCE(image score, tampered or not)        (students with an image-level score head)
 """
 
@@ -26,12 +30,12 @@ class DistillationLoss:
         self.config = config
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, region: torch.Tensor, label: torch.Tensor,
-                 tampered_per_process: float | None = None,
-                 score_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                 tampered_per_process: float | None = None, score_logits: torch.Tensor | None = None,
+                 progress: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
         """``score_logits``: the image-level logits (B,) of a student with a score head, else None.
         ``tampered_per_process``: under data parallelism, the global batch's tampered images divided by the
         number of processes, so that the Dice mean (and its gradient, averaged over processes) is the global
-        batch's; None: this batch's own count."""
+        batch's; None: this batch's own count. ``progress``: the share of the training budget done (0 to 1)."""
         terms: dict[str, torch.Tensor] = {}
         if self.config.bce:
             terms["bce"] = F.binary_cross_entropy_with_logits(logits, target)
@@ -52,7 +56,9 @@ class DistillationLoss:
             terms["false_alarm"] = flat.topk(top, dim=1).values.mean()
         if self.config.image and score_logits is not None:
             terms["image"] = F.binary_cross_entropy_with_logits(score_logits.float(), label.float().flatten())
+        ramp = self.config.false_alarm_ramp
         weights = {"bce": self.config.bce, "dice": self.config.dice, "outside_box": self.config.outside_box,
-                   "false_alarm": self.config.false_alarm, "image": self.config.image}
+                   "false_alarm": self.config.false_alarm * (min(1.0, progress / ramp) if ramp > 0 else 1.0),
+                   "image": self.config.image}
         total = sum(weights[k] * v for k, v in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()}
