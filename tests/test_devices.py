@@ -36,7 +36,7 @@ def test_bf16_autocast_keeps_logits_finite():
 def test_precision_is_validated_and_device_is_an_invocation_setting():
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig().override(["optim.precision=half"])
-    from boxpromptiml.training.loop import INVOCATION_SETTINGS
+    from boxpromptiml.training.run_folder import INVOCATION_SETTINGS
 
     assert "device" in INVOCATION_SETTINGS and "precision" not in INVOCATION_SETTINGS
 

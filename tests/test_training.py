@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from boxpromptiml.errors import BPIMLError, ConfigError
 from boxpromptiml.training import loop
 from boxpromptiml.training.augment import augment, jpeg_recompress
+from boxpromptiml.training.averaging import ema_decay_at
 from boxpromptiml.training.checkpoint import load_student
 from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig
 from boxpromptiml.training.losses import DistillationLoss
+from boxpromptiml.training.run_folder import run_summary
 
 
 def _config(prepared, epochs=2, supervision="pseudo", workers=0, student=None, loss=None, **optim):
@@ -191,7 +193,7 @@ def test_time_budget_stops_cleanly_and_the_same_command_continues(prepared, tmp_
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock.__setitem__("t", clock["t"] + 20.0) or clock["t"])
     config = _config(prepared, epochs=3, samples_per_epoch=8, max_minutes=1.0)
     result = loop.train(config, tmp_path / "run")
-    assert 0 < result.epochs_done < 3 and "run the same command" in loop.run_summary(result)
+    assert 0 < result.epochs_done < 3 and "run the same command" in run_summary(result)
     rows = _rows(tmp_path / "run")
     assert {"samples_seen", "fit_pixel_f1", "samples_per_second"} <= set(rows[0])
     assert int(rows[-1]["samples_seen"]) == 8 * result.epochs_done
@@ -239,7 +241,7 @@ def test_settings_are_validated_with_their_name(setting, message):
 
 def test_zero_epochs_says_no_model_was_written(prepared, tmp_path):
     result = loop.train(_config(prepared, epochs=0), tmp_path / "run")
-    assert "no model was written" in loop.run_summary(result) and not (tmp_path / "run" / "best").exists()
+    assert "no model was written" in run_summary(result) and not (tmp_path / "run" / "best").exists()
 
 
 def test_a_folder_without_a_finished_epoch_is_free_and_a_finished_run_can_be_extended(prepared, tmp_path):
@@ -306,7 +308,7 @@ def test_kill_9_while_checkpointing_resumes_to_the_same_model(prepared, tmp_path
 def test_weight_average_is_what_is_saved_and_a_resumed_run_continues_it(prepared, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    assert loop.ema_decay_at(0.995, 0) == pytest.approx(0.1) and loop.ema_decay_at(0.995, 10**6) == 0.995
+    assert ema_decay_at(0.995, 0) == pytest.approx(0.1) and ema_decay_at(0.995, 10**6) == 0.995
     config = _config(prepared, epochs=2, samples_per_epoch=8, ema_decay=0.9)
     loop.train(config, tmp_path / "reference")
     group = tmp_path / "reference" / "last"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from boxpromptiml.training.loop import read_metrics
+from boxpromptiml.training.run_folder import read_metrics
 
 from ..common import REPO, machine_line
 from .layout import RECORD, Layout

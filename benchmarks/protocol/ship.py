@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from boxpromptiml.data import load_dataset
+from boxpromptiml.data import load_dataset, load_datasets
 from boxpromptiml.data.samples import Dataset
 from boxpromptiml.deployment.calibrate import calibrate_model, calibrate_pixel_threshold
 from boxpromptiml.deployment.predictor import Predictor, load_predictor
 from boxpromptiml.deployment.shipped import TRAINING_NOTE, ship_model, shipped_model_path
+from boxpromptiml.deployment.verdict import VERDICT_FILE, fit_verdict
 from boxpromptiml.evaluation import evaluate_predictor
 from boxpromptiml.evaluation.calibration import PIXEL_CALIBRATION_FILE, PixelCalibration
-from boxpromptiml.fileio import write_json_atomic
+from boxpromptiml.fileio import write_bytes_atomic, write_json_atomic
 from boxpromptiml.training.checkpoint import load_student
 
 from ..common import REPO, markdown_table, update_results_section
@@ -33,6 +35,7 @@ from .train_eval import TEST_SCORES, finished
 log = logging.getLogger("protocol")
 SHIPPED_HISTORY = REPO / "docs" / "shipped_models.json"
 FALSE_ALARM_RATE = 0.05
+RESAVE_QUALITY = 90  # image-level calibration and checks re-save both classes at one JPEG quality (CASIA's tables)
 
 
 def stage_ship(layout: Layout) -> str | None:
@@ -85,8 +88,9 @@ def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCa
     source = "the protocol's CASIA v1 validation split"
     pixels = calibrate_pixel_threshold(out, val, source)
     log.info("%s", pixels.describe())
+    verdict = _fit_verdict(out, val, layout)
     predictor = load_predictor(out)  # the calibrated weights; the image threshold is passed explicitly below
-    decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=source)
+    decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=source, resave_jpeg=RESAVE_QUALITY)
     scores = {}
     for test_name, dataset in test_datasets(layout.data).items():
         report = evaluate_predictor(dataset, predictor.predict, desc=f"shipped model on {test_name}",
@@ -97,8 +101,29 @@ def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCa
         log.info("shipped model on %s: pixel F1 %.3f", test_name, report.pixel_f1)
     write_json_atomic(out / TRAINING_NOTE, {**read_json_or_empty(out / TRAINING_NOTE),
                                             "pixel_calibration": pixels.to_dict(), "image_decision": decision.to_dict(),
-                                            "test_scores": scores})
+                                            "verdict": verdict, "test_scores": scores})
     return pixels, scores
+
+
+def _fit_verdict(out: Path, val: Dataset, layout: Layout) -> dict:
+    """Fit an image-level score head on the shipped copy's frozen maps (bpiml fit-verdict, on the training images
+    only) and keep it if it separates the validation images better than the map's maximum, both classes
+    re-saved at one JPEG quality."""
+    train = load_datasets([layout.split / "train.json", layout.data / "coverage" / "train.json",
+                           layout.coverage_authentic])
+    with tempfile.TemporaryDirectory(prefix="bpiml-verdict-") as tmp:
+        headed_dir = Path(tmp) / "verdict"
+        fit = fit_verdict(out, train, headed_dir, half=True)
+        aucs = {name: evaluate_predictor(val, load_predictor(folder).predict, resave_jpeg=RESAVE_QUALITY,
+                                         desc=f"validation image AUC ({name})")[0].image_auc
+                for name, folder in (("head", headed_dir), ("map_max", out))}
+        adopted = aucs["head"] is not None and aucs["map_max"] is not None and aucs["head"] > aucs["map_max"]
+        if adopted:
+            for name in ("model.safetensors", "student.json", VERDICT_FILE):
+                write_bytes_atomic(out / name, (headed_dir / name).read_bytes())
+    log.info("verdict head: %s; validation image AUC re-saved at Q%d: head %.3f, map maximum %.3f -> %s",
+             fit.describe(), RESAVE_QUALITY, aucs["head"], aucs["map_max"], "adopted" if adopted else "not adopted")
+    return {"fit": fit.to_dict(), "val_image_auc_resaved": aucs, "adopted": adopted}
 
 
 def _synthetic_part(config: dict) -> str:

@@ -18,7 +18,8 @@ from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.evaluation import evaluate_predictor
 from boxpromptiml.evaluation.groups import CASIA_GROUPS, GroupSpec
 from boxpromptiml.fileio import write_json_atomic
-from boxpromptiml.training.loop import read_metrics, train
+from boxpromptiml.training.loop import train
+from boxpromptiml.training.run_folder import read_metrics
 
 from ..common import REPO
 from .layout import Layout, test_datasets

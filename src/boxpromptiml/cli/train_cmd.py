@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(p) for s in config.data.train for p in (s.dataset, s.boxes, s.pseudo_labels) if p]
     check_not_an_input(Path(args.out), inputs + [Path(v) for v in config.data.val], "run folder")
     claim_output_dir(Path(args.out), "train", args.overwrite, evidence=("config.json",))
-    from ..training.loop import run_summary, train  # here: it imports torch, which --help does not need
+    from ..training.loop import train  # here: it imports torch, which --help does not need
+    from ..training.run_folder import run_summary
 
     result = train(config, args.out)
     print(run_summary(result))

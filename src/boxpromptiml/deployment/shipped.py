@@ -41,11 +41,12 @@ def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | N
     from ..evaluation.calibration import DECISION_FILE, PIXEL_CALIBRATION_FILE
     from ..fileio import write_bytes_atomic
     from ..training.checkpoint import checkpoint_folder, load_student, save_checkpoint
+    from .verdict import VERDICT_FILE
 
     model, state = load_student(checkpoint)
     out = Path(out_dir) if out_dir is not None else shipped_model_path()
     save_checkpoint(out, model, {**state, "shipped_from": str(checkpoint)}, half=True)
-    for name in (DECISION_FILE, PIXEL_CALIBRATION_FILE):  # the calibration records travel with the weights
+    for name in (DECISION_FILE, PIXEL_CALIBRATION_FILE, VERDICT_FILE):  # the records travel with the weights
         record = checkpoint_folder(checkpoint) / name
         if record.is_file():
             write_bytes_atomic(out / name, record.read_bytes())

@@ -74,9 +74,9 @@ def head_inputs(model: Student, image: np.ndarray) -> np.ndarray:
 
 
 def fit_verdict(model_dir: PathLike, train: Dataset, out_dir: PathLike, quality: tuple[int, int] = (70, 100),
-                copies: int = 2, seed: int = 0, folds: int = 5) -> VerdictFit:
+                copies: int = 2, seed: int = 0, folds: int = 5, half: bool = False) -> VerdictFit:
     """Fit the score head of the model in ``model_dir`` (frozen) on ``train``; write the model with its head to
-    ``out_dir`` (a new folder: the localizer's own folder is left as it was)."""
+    ``out_dir`` (a new folder: the localizer's own folder is left as it was; ``half``: fp16 weights)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
     from sklearn.preprocessing import StandardScaler
@@ -126,7 +126,7 @@ def fit_verdict(model_dir: PathLike, train: Dataset, out_dir: PathLike, quality:
         headed.score_head.bias.fill_(float(bias))
     fit = VerdictFit(str(source), int(labels.sum() // copies), int((1 - labels).sum() // copies), copies,
                      tuple(quality), float(best), cv_auc, dict(run.failures))
-    save_checkpoint(out_dir, headed.eval(), {"verdict": fit.to_dict()})
+    save_checkpoint(out_dir, headed.eval(), {"verdict": fit.to_dict()}, half=half)
     write_json_atomic(out_dir / VERDICT_FILE, fit.to_dict())
     if (source / PIXEL_CALIBRATION_FILE).is_file():  # the pixel threshold's record travels with the maps
         write_text_atomic(out_dir / PIXEL_CALIBRATION_FILE, (source / PIXEL_CALIBRATION_FILE).read_text())

@@ -12,22 +12,17 @@ seeded per epoch, so a resumed run sees the same batches.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -46,34 +41,21 @@ from ..student.model import Resolution, Student, build_student
 from ..student.pretrained import initialise_encoder
 from ..synthesis.online import OnlineSynthesisConfig
 from . import distributed
+from .averaging import weight_average
 from .checkpoint import (
     METRICS,
     load_optimizer_state,
     load_student,
     load_training_weights,
-    read_json,
     resume_point,
     save_run_checkpoint,
 )
 from .config import DataConfig, Supervision, TrainConfig
 from .data import EpochSampler, TrainingSet, TrainItem, collect_items, load_target
 from .losses import DistillationLoss
+from .run_folder import BadSamples, TrainResult, check_run_folder, metrics_csv, read_metrics
 
 log = logging.getLogger(__name__)
-
-METRICS_FIELDS = ["epoch", "samples_seen", "lr", "train_loss", "bce", "dice", "outside_box", "false_alarm", "image",
-                  "fit_pixel_f1", "val_pixel_f1", "val_pixel_iou", "val_pixel_auc", "val_image_auc",
-                  "samples_per_second", "seconds"]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    epochs_done: int
-    epochs_planned: int
-    best_val_f1: float | None
-    skipped_images: dict[str, str]  # unreadable images, left out before training
-    skipped_samples: dict[str, str] = field(default_factory=dict)  # items that failed while training
 
 
 def learning_rate_factor(step: int, total: int, warmup: int) -> float:
@@ -112,42 +94,6 @@ def fit_to_targets(model: Student, items: list[TrainItem], supervision: Supervis
     return float(np.mean(scores)) if scores else None
 
 
-# Settings of one invocation, not of the run: changing them between a stop and a resume is allowed.
-INVOCATION_SETTINGS = {"max_minutes", "workers", "threads", "device"}
-
-
-def _check_run_folder(run_dir: Path, config: TrainConfig, write: bool = True) -> None:
-    """Refuse a folder that holds another run; record this invocation's config (when ``write``).
-
-    A folder whose run never finished an epoch is free to reuse (e.g. after a typo in a path). A
-    finished run may be given more epochs: it continues, with the learning-rate schedule stretched
-    over the new budget from where it stands."""
-    saved = run_dir / "config.json"
-    wanted = config.to_dict()
-    if saved.is_file() and resume_point(run_dir) is not None:
-        existing = read_json(saved)
-        try:  # settings added to TrainConfig after the run started take their defaults, as the run had them
-            existing = TrainConfig.from_dict(existing).to_dict()
-        except ConfigError:
-            pass  # a config this version cannot read: compared as written, so it is refused below
-
-        def run_part(settings: dict) -> dict:
-            """The settings that define the run (the budget in epochs may grow)."""
-            optim = {k: v for k, v in settings.get("optim", {}).items() if k not in INVOCATION_SETTINGS | {"epochs"}}
-            return {**settings, "optim": optim}
-
-        if run_part(existing) != run_part(wanted):
-            raise ConfigError(f"{run_dir} holds a run with another configuration (see {saved}); "
-                              "use a new --out folder to start a different run")
-        before, after = existing.get("optim", {}).get("epochs"), wanted["optim"]["epochs"]
-        if before != after:
-            log.warning("%s: the budget changes from %s to %s epochs; the run continues after its last finished "
-                        "epoch, with the learning-rate schedule stretched over the new budget", run_dir, before, after)
-    if write:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(saved, wanted)
-
-
 def _readable_items(items):
     """Decode every training image once; unreadable ones are reported and left out."""
     run = run_per_sample([i.sample for i in items], lambda s: read_image(s.image).shape, desc="check images",
@@ -170,49 +116,6 @@ def synthetic_hosts(data: DataConfig) -> list[Path]:
     return photos
 
 
-def _metrics_csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRICS_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def read_metrics(path: Path, before_epoch: int | None = None) -> list[dict]:
-    """Rows of a run's metrics.csv (those of epochs before ``before_epoch``, if given); [] if none."""
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if before_epoch is None or int(row["epoch"]) < before_epoch]
-
-
-class BadSamples:
-    """Training samples that could not be read (e.g. a truncated pseudo mask): each is replaced by another
-    item, warned about once, and listed in ``skipped_samples.json``; the run stops only when more than
-    ``max_fraction`` of an epoch's draws failed."""
-
-    def __init__(self, path: Path | None, max_fraction: float) -> None:
-        self.path, self.max_fraction = path, max_fraction
-        self.reasons: dict[str, str] = json.loads(path.read_text()) if path is not None and path.is_file() else {}
-        self.in_epoch = 0
-
-    def note(self, entries: list[str]) -> None:
-        for entry in filter(None, entries):
-            name, _, reason = entry.partition(": ")
-            if name not in self.reasons:
-                log.warning("skipping an unreadable training sample (listed in skipped_samples.json): %s", entry)
-                self.reasons[name] = reason
-                if self.path is not None:
-                    write_json_atomic(self.path, self.reasons)
-            self.in_epoch += 1
-
-    def check(self, draws: int) -> None:
-        failed, self.in_epoch = self.in_epoch, 0
-        if draws and failed / draws > self.max_fraction:
-            raise DataError(f"{failed} of {draws} training draws this epoch could not be read (more than "
-                            f"data.max_bad_fraction={self.max_fraction}); see {self.path}")
-
-
 def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, torch.optim.Optimizer]:
     """The student (decoder seeded) and its optimizer; pretrained encoder weights are applied by the caller."""
     torch.manual_seed(config.optim.seed)  # the decoder's random initialisation
@@ -226,24 +129,6 @@ def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, to
         {"params": [p for p in model.parameters() if id(p) not in encoder_ids], "base_lr": optim.lr},
     ], lr=optim.lr, weight_decay=optim.weight_decay)
     return model, optimizer
-
-
-def ema_decay_at(decay: float, updates: int) -> float:
-    """The average's decay after ``updates`` updates: short at first (so the first epochs are not dominated
-    by the initial weights), ``decay`` once (1 + n) / (10 + n) reaches it."""
-    return min(decay, (1 + updates) / (10 + updates))
-
-
-def _averaged(model: Student, decay: float) -> AveragedModel:
-    """An exponential moving average of the weights and batch-norm statistics (torch's AveragedModel)."""
-
-    @torch.no_grad()
-    def update(average: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
-        get_ema_multi_avg_fn(ema_decay_at(decay, int(updates)))(average, current, updates)
-
-    averaged = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
-    averaged.module.eval()
-    return averaged
 
 
 def _set_train_mode(model: Student, freeze_batchnorm: bool) -> None:
@@ -264,7 +149,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
 
 
 def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, device: torch.device) -> TrainResult:
-    _check_run_folder(run_dir, config, write=ctx.is_main)
+    check_run_folder(run_dir, config, write=ctx.is_main)
     torch.set_num_threads(max(1, config.optim.threads))
     items, skipped = _readable_items(collect_items(config.data.train, config.data.supervision))
     if not items:
@@ -284,7 +169,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
         resumed, state = load_student(last)
         model.load_state_dict(resumed.state_dict())
         if optim.ema_decay:  # model.safetensors holds the average; the optimised weights are kept beside it
-            averaged = _averaged(model, optim.ema_decay)
+            averaged = weight_average(model, optim.ema_decay)
             if not load_training_weights(last, model):
                 raise ConfigError(f"{last} has no training weights to resume a weight-averaged run from")
         load_optimizer_state(last, optimizer)
@@ -295,7 +180,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
         if ctx.is_main:
             write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
                                                       "kept_random": report.kept_random})
-        averaged = _averaged(model, optim.ema_decay) if optim.ema_decay else None
+        averaged = weight_average(model, optim.ema_decay) if optim.ema_decay else None
     trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.enabled else model
 
@@ -404,10 +289,10 @@ def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: to
                val_image_auc=report.image_auc if report else None)
     rows.append(row)
     state = {"epoch": epoch, "best_val_f1": best_f1, "val": report.to_dict() if report else None}
-    metrics_csv = _metrics_csv(rows)
-    save_run_checkpoint(run_dir, epoch, model, state, optimizer, metrics_csv, best=improved,
+    metrics = metrics_csv(rows)
+    save_run_checkpoint(run_dir, epoch, model, state, optimizer, metrics, best=improved,
                         training_model=training_model)
-    write_text_atomic(run_dir / METRICS, metrics_csv)  # a copy at the top, for people and plots
+    write_text_atomic(run_dir / METRICS, metrics)  # a copy at the top, for people and plots
     log.info("epoch %d: loss %.4f, fit F1 %.4f, val pixel F1 %s%s", epoch + 1, row["train_loss"],
              row["fit_pixel_f1"] or 0.0, "n/a" if f1 is None else f"{f1:.4f}", " (best)" if improved else "")
     elapsed = (time.perf_counter() - invocation_started) / 60
@@ -417,21 +302,3 @@ def _end_epoch(config: TrainConfig, run_dir: Path, model: Student, optimizer: to
         log.warning("stopping after epoch %d of %d: the next epoch would pass max_minutes=%s (%.1f min so far); "
                     "run the same command to continue", epoch + 1, optim.epochs, optim.max_minutes, elapsed)
     return best_f1, stop
-
-
-def run_summary(result: TrainResult) -> str:
-    best = "n/a" if result.best_val_f1 is None else f"{result.best_val_f1:.4f}"
-    if result.epochs_done == 0:
-        return f"no epoch trained (optim.epochs={result.epochs_planned}); no model was written"
-    text = (f"trained {result.epochs_done} of {result.epochs_planned} epochs; best validation pixel F1 {best}; "
-            f"model in {result.run_dir / 'best'}")
-    if result.epochs_done < result.epochs_planned:
-        text += "\nstopped at the time limit: run the same command to continue"
-    if result.skipped_samples:
-        text += (f"\n{len(result.skipped_samples)} training item(s) could not be read and were replaced by others "
-                 f"(listed in {result.run_dir / 'skipped_samples.json'})")
-    if result.skipped_images:
-        text += f"\n{len(result.skipped_images)} unreadable training image(s) left out: " + json.dumps(
-            result.skipped_images, indent=1)
-    return text
-
