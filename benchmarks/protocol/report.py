@@ -26,7 +26,10 @@ LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
           ("method-objects-short", "method-synth-short", "half of the forgeries object-shaped (10,000 samples)"),
           ("full-synth", "full", "30% on-the-fly forgeries under full supervision"),
           ("method-synth-fallback", "method-synth", "the teacher keeping SAM alone where GrabCut marks nothing"),
-          ("method-synth-head", "method-synth", "an image-level score head")]
+          ("method-synth-head", "method-synth", "an image-level score head"),
+          ("copymove", "method-synth", "the copy-move branch, plain clones, the false-alarm term and JPEG on every "
+                                       "sample (10,000 samples against 20,000)"),
+          ("copymove", "copymove-nofa", "the false-alarm term (ramped in)")]
 # (box-supervised row, its fully-supervised twin): the same recipe with the teacher's targets or the true masks
 SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short")]
 
@@ -114,6 +117,33 @@ def interpret(runs: dict[str, dict]) -> list[str]:
     return out
 
 
+def _group(scores: dict, name: str, key: str = "pixel_f1") -> float | None:
+    return next((g[key] for g in scores.get("groups", []) if g["group"] == name), None)
+
+
+def by_type_table(runs: dict[str, dict]) -> list[str]:
+    """Per manipulation type and false alarms, for the rows whose scores have groups (measured since issue 23)."""
+    rows = []
+    for name, summary in runs.items():
+        for key, how in (("test_scores", "0.5"), ("test_scores_calibrated", "cal.")):
+            scores = summary.get(key) or {}
+            casia = scores.get("CASIA v1") or {}
+            if not casia.get("groups"):
+                continue
+            coverage = scores.get("COVERAGE") or {}
+            rows.append([f"`{name}`", how, casia["pixel_f1"], _group(casia, "spliced"), _group(casia, "copy-moved"),
+                         _group(casia, "copy-moved", "missed_rate"), casia.get("authentic_marked_rate"),
+                         casia.get("authentic_marked_area_median"), coverage.get("pixel_f1"),
+                         coverage.get("authentic_marked_rate")])
+    if not rows:
+        return []
+    return ["Per manipulation type (`casia1_dev`: `Sp_D_*` spliced, `Sp_S_*` copied within the photo; missed = F1 "
+            "< 0.1) and false alarms (authentic = share of authentic photos with any pixel marked, median area = "
+            "median share of an authentic photo marked), at 0.5 and with the row's calibrated pixel threshold:", "",
+            markdown_table(["run", "threshold", "CASIA v1 F1", "spliced", "copy-moved", "copy-moved missed",
+                            "authentic marked", "median area", "COVERAGE F1", "COVERAGE authentic marked"], rows), ""]
+
+
 def render(record: dict, curves: list[str]) -> str:
     quality, runs = record["pseudo_quality"], record["runs"]
     lines = ["## Reference protocol v2: in-domain box training (CASIA v1 train + COVERAGE train)", "",
@@ -124,7 +154,8 @@ def render(record: dict, curves: list[str]) -> str:
              "and its 70 authentic originals. Student: EfficientNet-Lite0 + MGFM on 256 px crops at native "
              "resolution, predicting whole images; 20 epochs of 1,000 samples (20,000 samples), batch 8, AdamW + "
              "one cosine schedule (rows named `-short`: 10 epochs, 10,000 samples, and the weights' exponential "
-             "moving average, decay 0.995, validated and kept). Checkpoint: best validation pixel F1. "
+             "moving average, decay 0.995, validated and kept; rows named `copymove*`: 10 epochs, 10,000 samples, "
+             "see their description). Checkpoint: best validation pixel F1. "
              "Test sets, never used to choose anything: "
              "`casia1_dev` (203 tampered + 165 authentic) and COVERAGE test (30 + originals 71-100). Pixel F1 / IoU "
              "at 0.5, mean over tampered images; image AUC from the map's maximum. Columns `cal.`: the same "
@@ -148,7 +179,7 @@ def render(record: dict, curves: list[str]) -> str:
                     + [calibrated[t]["pixel_f1"] if calibrated else None for t in TEST_SETS]
                     + [mean_f1(summary, "test_scores_calibrated")])
     threads = {n: (s.get("config") or {}).get("optim", {}).get("threads") for n, s in runs.items()}
-    lines += [markdown_table(headers, rows), "", *interpret(runs), "",
+    lines += [markdown_table(headers, rows), "", *by_type_table(runs), *interpret(runs), "",
               "Each row: `python -m benchmarks.protocol --stages train eval --runs NAME`; its config, per-epoch "
               "metrics and scores are kept in `docs/protocol_v2_runs.json` (run folders under `runs/v2/` are not "
               "committed). train min = wall time of all epochs; threads per run: "
