@@ -124,3 +124,25 @@ def test_pixel_calibration_picks_the_best_validation_threshold_and_is_what_evalu
     shipped = ship_model(model_dir, {"summary": "test"}, tmp_path / "shipped")
     assert (shipped / PIXEL_CALIBRATION_FILE).is_file()
     assert load_student(shipped)[0].config.pixel_threshold == first.threshold
+
+
+def test_a_cap_on_marked_authentic_images_limits_the_pixel_threshold_choice():
+    from boxpromptiml.evaluation.calibration import choose_pixel_threshold
+
+    f1 = {0.1: 0.45, 0.3: 0.42, 0.5: 0.38}
+    marked = {0.1: 0.9, 0.3: 0.5, 0.5: 0.3}
+    assert choose_pixel_threshold(f1, marked) == 0.1  # no cap: the best F1
+    assert choose_pixel_threshold(f1, marked, 0.5) == 0.3
+    assert choose_pixel_threshold(f1, marked, 0.1) == 0.5  # none within the cap: the highest candidate
+
+
+def test_pixel_calibration_records_how_many_authentic_images_each_threshold_marks(model_dir, toy_dataset):
+    from boxpromptiml.deployment.calibrate import calibrate_pixel_threshold
+
+    free = calibrate_pixel_threshold(model_dir, toy_dataset)
+    assert free.n_authentic == len(toy_dataset.authentic) and set(free.authentic_marked) == set(free.mean_f1)
+    shares = [free.authentic_marked[k] for k in sorted(free.authentic_marked, key=float)]
+    assert shares == sorted(shares, reverse=True)  # a higher threshold never marks more images
+    capped = calibrate_pixel_threshold(model_dir, toy_dataset, max_authentic_marked=0.0)
+    assert capped.authentic_marked[f"{capped.threshold:g}"] == 0.0 or capped.threshold == max(map(float, free.mean_f1))
+    assert "authentic images marked" in capped.describe() and "at most 0% allowed" in capped.describe()

@@ -27,8 +27,8 @@ LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
           ("full-synth", "full", "30% on-the-fly forgeries under full supervision"),
           ("method-synth-fallback", "method-synth", "the teacher keeping SAM alone where GrabCut marks nothing"),
           ("method-synth-head", "method-synth", "an image-level score head"),
-          ("copymove", "method-synth", "the copy-move branch, plain clones, the false-alarm term and JPEG on every "
-                                       "sample (10,000 samples against 20,000)"),
+          ("copymove-nofa", "method-synth", "the copy-move branch, plain clones and JPEG on every sample (10,000 "
+                                            "samples against 20,000)"),
           ("copymove", "copymove-nofa", "the false-alarm term (ramped in)")]
 # (box-supervised row, its fully-supervised twin): the same recipe with the teacher's targets or the true masks
 SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short")]

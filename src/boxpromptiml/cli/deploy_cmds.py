@@ -74,6 +74,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resave-jpeg", type=int, metavar="Q",
                    help="re-save every validation image as JPEG at quality Q before scoring it, so that the "
                         "image threshold does not rest on how each class was stored")
+    p.add_argument("--max-authentic-marked", type=float, metavar="SHARE",
+                   help="choose the best pixel threshold among those that mark any pixel in at most this share "
+                        "of the validation authentic images (default: no cap; the shares are recorded anyway)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_calibrate)
@@ -150,7 +153,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     dataset = load_datasets(args.dataset)
     if not args.keep_pixel_threshold:
         if dataset.tampered:
-            print(calibrate_pixel_threshold(model_dir, dataset, device=args.device).describe())
+            print(calibrate_pixel_threshold(model_dir, dataset, device=args.device,
+                                            max_authentic_marked=args.max_authentic_marked).describe())
         else:
             print("no tampered image in the dataset: the pixel threshold is left as it is")
     predictor = load_predictor(model_dir, device=args.device)

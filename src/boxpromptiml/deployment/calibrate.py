@@ -66,9 +66,11 @@ def calibrate_model(predictor: Predictor, model_dir: PathLike, dataset: Dataset,
 
 def calibrate_pixel_threshold(model_dir: PathLike, dataset: Dataset, source: str | None = None,
                               thresholds: tuple[float, ...] = PIXEL_THRESHOLDS,
-                              device: str = "cpu") -> PixelCalibration:
+                              device: str = "cpu", max_authentic_marked: float | None = None) -> PixelCalibration:
     """Score the model's uncalibrated maps on ``dataset``'s tampered images at each candidate threshold, write
-    the best into the checkpoint's ``student.json`` and the scores into ``pixel_calibration.json``."""
+    the best into the checkpoint's ``student.json`` and the scores into ``pixel_calibration.json``. The share
+    of ``dataset``'s authentic images with any pixel above each candidate is recorded too, and with
+    ``max_authentic_marked`` only candidates within it compete."""
     from ..devices import resolve_device
 
     folder = checkpoint_folder(model_dir)
@@ -89,9 +91,21 @@ def calibrate_pixel_threshold(model_dir: PathLike, dataset: Dataset, source: str
         raise DataError(f"{dataset.source}: no tampered image could be scored")
     per_threshold = np.mean(np.array(list(run.results.values())), axis=0)
     mean_f1 = {t: float(f) for t, f in zip(thresholds, per_threshold, strict=True)}
-    chosen = choose_pixel_threshold(mean_f1)
+
+    def peak(sample):
+        return float(predictor.predict(read_image(sample.image)).probability.max())
+
+    authentic = run_per_sample(dataset.authentic, peak, desc="calibrate pixels (authentic)",
+                               total=len(dataset.authentic)) if dataset.authentic else None
+    peaks = np.array(list(authentic.results.values())) if authentic is not None else np.array([])
+    marked = {t: float(np.mean(peaks > t)) for t in thresholds} if peaks.size else None
+    if max_authentic_marked is not None and marked is None:
+        raise DataError(f"{dataset.source}: a cap on marked authentic images needs authentic images")
+    chosen = choose_pixel_threshold(mean_f1, marked, max_authentic_marked)
     calibration = PixelCalibration(chosen, {f"{t:g}": round(f, 6) for t, f in mean_f1.items()}, len(run.results),
-                                   source or str(dataset.source))
+                                   source or str(dataset.source),
+                                   {f"{t:g}": round(m, 4) for t, m in marked.items()} if marked else None,
+                                   max_authentic_marked, int(peaks.size))
     write_json_atomic(folder / PIXEL_CALIBRATION_FILE, calibration.to_dict())
     write_json_atomic(folder / STUDENT_CONFIG, replace(model.config, pixel_threshold=chosen).to_dict())
     return calibration

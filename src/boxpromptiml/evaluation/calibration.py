@@ -82,19 +82,34 @@ class PixelCalibration:
     mean_f1: dict[str, float]  # mean per-image pixel F1 at each candidate threshold (keys: "0.05", ...)
     n_tampered: int
     calibrated_on: str
+    # share of the validation authentic images with any pixel above each candidate (when it had authentic images)
+    authentic_marked: dict[str, float] | None = None
+    max_authentic_marked: float | None = None  # the cap the choice respected, if one was set
+    n_authentic: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
-        chosen, at_half = self.mean_f1[f"{self.threshold:g}"], self.mean_f1.get("0.5")
+        key = f"{self.threshold:g}"
+        chosen, at_half = self.mean_f1[key], self.mean_f1.get("0.5")
+        marked = "" if not self.authentic_marked else \
+            f"; {self.authentic_marked[key]:.0%} of {self.n_authentic} authentic images marked"
+        cap = "" if self.max_authentic_marked is None else f", at most {self.max_authentic_marked:.0%} allowed"
         return (f"pixel threshold {self.threshold:g} (mean pixel F1 {chosen:.4f}"
                 + (f" against {at_half:.4f} at 0.5" if at_half is not None else "")
-                + f" on {self.n_tampered} tampered images of {self.calibrated_on})")
+                + f" on {self.n_tampered} tampered images of {self.calibrated_on}{marked}{cap})")
 
 
-def choose_pixel_threshold(mean_f1: Mapping[float, float]) -> float:
-    """The candidate with the best mean F1; ties go to the one nearest 0.5 (the model as trained)."""
+def choose_pixel_threshold(mean_f1: Mapping[float, float], authentic_marked: Mapping[float, float] | None = None,
+                           max_authentic_marked: float | None = None) -> float:
+    """The candidate with the best mean F1; ties go to the one nearest 0.5 (the model as trained). With
+    ``max_authentic_marked``, only candidates that mark at most that share of the authentic images compete (the
+    highest candidate when none does)."""
     if not mean_f1:
         raise ValueError("no candidate threshold was scored")
-    return max(mean_f1, key=lambda t: (round(mean_f1[t], 6), -abs(t - 0.5)))
+    allowed = dict(mean_f1)
+    if max_authentic_marked is not None and authentic_marked:
+        allowed = {t: f for t, f in mean_f1.items() if authentic_marked[t] <= max_authentic_marked} \
+            or {max(mean_f1): mean_f1[max(mean_f1)]}
+    return max(allowed, key=lambda t: (round(allowed[t], 6), -abs(t - 0.5)))
