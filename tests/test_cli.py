@@ -12,8 +12,8 @@ def _subcommands():
 
 def test_commands_follow_the_data_flow():
     assert _subcommands() == ["toy-data", "check", "synthesize", "split", "boxes", "pseudo-label", "train",
-                              "evaluate", "robustness", "predict", "calibrate", "fit-verdict", "export", "bench", "serve",
-                              "demo"]
+                              "evaluate", "robustness", "predict", "calibrate", "fit-verdict", "export", "bench",
+                              "serve", "demo"]
     assert len(COMMANDS) == 12
 
 
