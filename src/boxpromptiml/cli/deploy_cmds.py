@@ -37,6 +37,12 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
+def add_false_alarm_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--false-alarm-rate", type=float, default=0.05,
+                   help="share of validation authentic images allowed above the image threshold (default: "
+                        "%(default)s)")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="tampering probability maps for images (files, folders, globs)",
                        description="Writes OUT/<stem>.png (8-bit probability, what bpiml evaluate reads) and "
@@ -67,8 +73,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
     p.add_argument("--dataset", "-d", action="append", required=True, metavar="D",
                    help="validation dataset(s); repeat to add the authentic list")
-    p.add_argument("--false-alarm-rate", type=float, default=0.05,
-                   help="share of authentic images allowed above the threshold (default: %(default)s)")
+    add_false_alarm_option(p)
     p.add_argument("--keep-pixel-threshold", action="store_true",
                    help="leave the model's pixel threshold as it is; calibrate the image-level threshold only")
     p.add_argument("--resave-jpeg", type=int, metavar="Q",
@@ -98,8 +103,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="JPEG qualities the training images are re-saved at (default: 70 100)")
     p.add_argument("--copies", type=int, default=2, help="re-saved copies per training image (default: 2)")
     p.add_argument("--val-quality", type=int, default=90, help="JPEG quality of the validation re-save (default: 90)")
-    p.add_argument("--false-alarm-rate", type=float, default=0.05,
-                   help="share of validation authentic images allowed above the threshold (default: %(default)s)")
+    add_false_alarm_option(p)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
     add_overwrite_option(p)
     p.set_defaults(run=run_fit_verdict)
