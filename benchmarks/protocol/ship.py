@@ -35,6 +35,7 @@ from .train_eval import TEST_SCORES, finished
 log = logging.getLogger("protocol")
 SHIPPED_HISTORY = REPO / "docs" / "shipped_models.json"
 FALSE_ALARM_RATE = 0.05
+VAL_SOURCE = "the protocol's CASIA v1 validation split"
 RESAVE_QUALITY = 90  # image-level calibration and checks re-save both classes at one JPEG quality (CASIA's tables)
 
 
@@ -58,6 +59,8 @@ def stage_ship(layout: Layout) -> str | None:
         if current >= candidates[best]:
             if not (shipped_model_path() / PIXEL_CALIBRATION_FILE).is_file():  # shipped before pixel calibration
                 _calibrate_shipped(shipped_model_path(), val, layout)
+            elif not (shipped_model_path() / VERDICT_FILE).is_file():  # shipped before verdict heads
+                _verdict_and_scores(shipped_model_path(), val, layout)
             return None
     scores = read_json_or_empty(layout.run(best) / TEST_SCORES)
     note = {
@@ -85,12 +88,18 @@ def stage_ship(layout: Layout) -> str | None:
 def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCalibration, dict]:
     """Calibrate the shipped copy's pixel and image thresholds on validation, score it on the test sets as
     shipped (fp16, calibrated) and add both to its training note."""
-    source = "the protocol's CASIA v1 validation split"
-    pixels = calibrate_pixel_threshold(out, val, source)
+    pixels = calibrate_pixel_threshold(out, val, VAL_SOURCE)
     log.info("%s", pixels.describe())
+    return pixels, _verdict_and_scores(out, val, layout, {"pixel_calibration": pixels.to_dict()})
+
+
+def _verdict_and_scores(out: Path, val: Dataset, layout: Layout, note: dict | None = None) -> dict:
+    """Fit the verdict head (kept if it wins on validation), calibrate the image threshold on the re-saved
+    validation images, score the model on the test sets as shipped and add all of it to its training note."""
     verdict = _fit_verdict(out, val, layout)
     predictor = load_predictor(out)  # the calibrated weights; the image threshold is passed explicitly below
-    decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=source, resave_jpeg=RESAVE_QUALITY)
+    decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=VAL_SOURCE,
+                               resave_jpeg=RESAVE_QUALITY)
     scores = {}
     for test_name, dataset in test_datasets(layout.data).items():
         report = evaluate_predictor(dataset, predictor.predict, desc=f"shipped model on {test_name}",
@@ -99,10 +108,10 @@ def _calibrate_shipped(out: Path, val: Dataset, layout: Layout) -> tuple[PixelCa
                              if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc", "image_false_alarm_rate",
                                       "image_detection_rate")}
         log.info("shipped model on %s: pixel F1 %.3f", test_name, report.pixel_f1)
-    write_json_atomic(out / TRAINING_NOTE, {**read_json_or_empty(out / TRAINING_NOTE),
-                                            "pixel_calibration": pixels.to_dict(), "image_decision": decision.to_dict(),
-                                            "verdict": verdict, "test_scores": scores})
-    return pixels, scores
+    write_json_atomic(out / TRAINING_NOTE, {**read_json_or_empty(out / TRAINING_NOTE), **(note or {}),
+                                            "image_decision": decision.to_dict(), "verdict": verdict,
+                                            "test_scores": scores})
+    return scores
 
 
 def _fit_verdict(out: Path, val: Dataset, layout: Layout) -> dict:
@@ -119,8 +128,10 @@ def _fit_verdict(out: Path, val: Dataset, layout: Layout) -> dict:
                 for name, folder in (("head", headed_dir), ("map_max", out))}
         adopted = aucs["head"] is not None and aucs["map_max"] is not None and aucs["head"] > aucs["map_max"]
         if adopted:
-            for name in ("model.safetensors", "student.json", VERDICT_FILE):
+            for name in ("model.safetensors", "student.json"):
                 write_bytes_atomic(out / name, (headed_dir / name).read_bytes())
+    # the record is kept either way, so that the stage does not fit the same head again
+    write_json_atomic(out / VERDICT_FILE, {**fit.to_dict(), "val_image_auc_resaved": aucs, "adopted": adopted})
     log.info("verdict head: %s; validation image AUC re-saved at Q%d: head %.3f, map maximum %.3f -> %s",
              fit.describe(), RESAVE_QUALITY, aucs["head"], aucs["map_max"], "adopted" if adopted else "not adopted")
     return {"fit": fit.to_dict(), "val_image_auc_resaved": aucs, "adopted": adopted}
