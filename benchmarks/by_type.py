@@ -65,7 +65,6 @@ def render(record: dict) -> str:
             verdict_rows.append([f"`{label}`", test_name, m[test_name]["stored"]["image_auc"], resaved["image_auc"],
                                  resaved["image_false_alarm_rate"], resaved["image_detection_rate"],
                                  resaved["pixel_f1"]])
-    any_model = next(iter(record.values()))
     return "\n".join([
         "## By manipulation type, by area, and false alarms on authentic photos", "",
         "Measured with `python -m benchmarks.by_type --model LABEL=FOLDER` (" + machine_line() + "); each model as "
@@ -82,8 +81,7 @@ def render(record: dict) -> str:
         "threshold (5% false alarms on validation), on the re-saved images; pixel F1 on the re-saved images.", "",
         markdown_table(["model", "test set", "image AUC as stored", f"image AUC re-saved Q{RESAVE_QUALITY}",
                         "false alarms", "detected", "pixel F1 re-saved"], verdict_rows), "",
-        "Models: " + "; ".join(f"`{k}` = `{v['model']}`" for k, v in record.items())
-        + f". Last measured in {any_model.get('minutes')} min per model.",
+        "Models: " + "; ".join(f"`{k}` = `{v['model']}`" for k, v in record.items()) + ".",
     ])
 
 
