@@ -67,7 +67,9 @@ RUNS = {
     "copymove": RunSpec("copy-move branch + 40% forgeries, half plain clones + authentic hard negatives + "
                         "JPEG on every sample (10,000 samples)", overrides=TRACES_V3),
     "copymove-seed1": RunSpec("copymove with seed 1", overrides=(*TRACES_V3, "optim.seed=1")),
-    "copymove-nofa": RunSpec("copymove without the false-alarm term", overrides=(*TRACES_V3, "loss.false_alarm=0")),
+    "copymove-nofa": RunSpec("copy-move branch + 40% forgeries, half plain clones + JPEG on every sample (10,000 "
+                             "samples; copymove without the false-alarm term)",
+                             overrides=(*TRACES_V3, "loss.false_alarm=0")),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),
