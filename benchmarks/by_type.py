@@ -21,20 +21,16 @@ import torch
 
 from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.evaluation import evaluate_predictor
-from boxpromptiml.evaluation.groups import CASIA_GROUPS, GroupSpec
 from boxpromptiml.fileio import write_json_atomic
 
 from .common import DEFAULT_DATA, REPO, machine_line, markdown_table, update_results_section
 from .protocol.layout import test_datasets
 from .protocol.record import read_json_or_empty
+from .protocol.report import group_value
+from .protocol.train_eval import GROUPS
 
 RECORD = REPO / "docs" / "by_type_runs.json"
-GROUPS = tuple(GroupSpec.parse(g) for g in CASIA_GROUPS)
 RESAVE_QUALITY = 90
-
-
-def _group(report: dict, name: str, key: str = "pixel_f1"):
-    return next((g[key] for g in report["groups"] if g["group"] == name), None)
 
 
 def measure(model_dir: Path, data: Path) -> dict:
@@ -56,8 +52,9 @@ def render(record: dict) -> str:
     rows, verdict_rows = [], []
     for label, m in record.items():
         casia, coverage = m["CASIA v1"]["stored"], m["COVERAGE"]["stored"]
-        rows.append([f"`{label}`", casia["pixel_f1"], _group(casia, "spliced"), _group(casia, "copy-moved"),
-                     _group(casia, "copy-moved", "missed_rate"), _group(casia, "area 0-2%"),
+        rows.append([f"`{label}`", casia["pixel_f1"], group_value(casia, "spliced"),
+                     group_value(casia, "copy-moved"),
+                     group_value(casia, "copy-moved", "missed_rate"), group_value(casia, "area 0-2%"),
                      casia["pixel_precision"], casia["pixel_recall"], casia["authentic_marked_rate"],
                      casia["authentic_marked_area_median"], coverage["pixel_f1"], coverage["authentic_marked_rate"]])
         for test_name in ("CASIA v1", "COVERAGE"):

@@ -117,7 +117,8 @@ def interpret(runs: dict[str, dict]) -> list[str]:
     return out
 
 
-def _group(scores: dict, name: str, key: str = "pixel_f1") -> float | None:
+def group_value(scores: dict, name: str, key: str = "pixel_f1") -> float | None:
+    """One number of a named group row of an evaluation's JSON (None when the group is absent)."""
     return next((g[key] for g in scores.get("groups", []) if g["group"] == name), None)
 
 
@@ -131,8 +132,9 @@ def by_type_table(runs: dict[str, dict]) -> list[str]:
             if not casia.get("groups"):
                 continue
             coverage = scores.get("COVERAGE") or {}
-            rows.append([f"`{name}`", how, casia["pixel_f1"], _group(casia, "spliced"), _group(casia, "copy-moved"),
-                         _group(casia, "copy-moved", "missed_rate"), casia.get("authentic_marked_rate"),
+            rows.append([f"`{name}`", how, casia["pixel_f1"], group_value(casia, "spliced"),
+                         group_value(casia, "copy-moved"),
+                         group_value(casia, "copy-moved", "missed_rate"), casia.get("authentic_marked_rate"),
                          casia.get("authentic_marked_area_median"), coverage.get("pixel_f1"),
                          coverage.get("authentic_marked_rate")])
     if not rows:

@@ -57,8 +57,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give either --pred (saved maps) or --model (predict now), not both")
     if args.pred and args.resave_jpeg is not None:
         raise ConfigError("--resave-jpeg re-saves the images before predicting: it needs --model, not --pred")
-    if args.resave_jpeg is not None and not 1 <= args.resave_jpeg <= 100:
-        raise ConfigError(f"--resave-jpeg must be a JPEG quality from 1 to 100, got {args.resave_jpeg}")
     groups = tuple(GroupSpec.parse(g) for g in args.group)
     if args.pred:
         report, run_ = evaluate_prediction_dir(dataset, args.pred, args.threshold, args.resize_masks,

@@ -44,9 +44,9 @@ def verdict_text(score: float, decision: ImageDecision | None) -> str:
             f"{decision.threshold:.3f}, which flagged {decision.false_alarm_rate:.1%} of {decision.n_authentic} "
             f"authentic images of {decision.calibrated_on} (target {decision.target_false_alarm_rate:.0%} false "
             f"alarms) and caught {caught} of its {decision.n_tampered} tampered images")
-    if not flagged:  # "nothing found" must not read as more certain than the detection rate allows
-        text += ("; not being flagged is weak evidence of authenticity: look at the heat map"
-                 if decision.detection_rate is None or decision.detection_rate < 0.9 else "")
+    weak = decision.detection_rate is None or decision.detection_rate < 0.9
+    if not flagged and weak:  # "nothing found" must not read as more certain than the detection rate allows
+        text += "; not being flagged is weak evidence of authenticity: look at the heat map"
     return text
 
 
