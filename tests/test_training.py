@@ -3,6 +3,7 @@ losses and paired augmentation."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from boxpromptiml.deployment.shipped import shipped_model_path
 from boxpromptiml.errors import BPIMLError, ConfigError
 from boxpromptiml.training import loop
 from boxpromptiml.training.augment import augment, jpeg_recompress
 from boxpromptiml.training.averaging import ema_decay_at
 from boxpromptiml.training.checkpoint import load_student
 from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig
+from boxpromptiml.training.init_from import adopt_init_architecture, load_init_weights
 from boxpromptiml.training.losses import DistillationLoss
 from boxpromptiml.training.run_folder import run_summary
 
@@ -324,3 +327,97 @@ def test_weight_average_is_what_is_saved_and_a_resumed_run_continues_it(prepared
             torch.testing.assert_close(value, uninterrupted[key], rtol=1e-4, atol=1e-5, msg=f"{name}: {key}")
     model, _ = load_student(tmp_path / "run")  # predict / evaluate load the average like any checkpoint
     assert model.config.encoder == "efficientnet_lite0"
+
+
+# Fine-tuning (optim.init / bpiml train --init): starts from a model's weights and architecture, resumes,
+# refuses a conflicting architecture and a folder that is not a model.
+
+def _ft_config(prepared, init=None, epochs=1, student=None, **optim):
+    return TrainConfig.from_dict({
+        "student": {"input_size": 64, "encoder_init": "random", **(student or {})},
+        "data": {"train": [{"dataset": prepared["dataset"], "boxes": prepared["boxes"],
+                            "pseudo_labels": prepared["pl"]}],
+                 "val": [prepared["dataset"]]},
+        "optim": {"epochs": epochs, "batch_size": 4, "lr": 1e-3, "workers": 0, "threads": 2, "warmup_epochs": 0.3,
+                  "init": init, **optim},
+    })
+
+
+@pytest.fixture(scope="module")
+def base_run(prepared, tmp_path_factory):
+    """A trained model with a non-default architecture and a calibrated threshold, as a user's run would be."""
+    run = tmp_path_factory.mktemp("base") / "run"
+    loop.train(_ft_config(prepared, student={"width": 32, "memory_slots": 8}), run)
+    best = (run / "best").resolve()
+    student = json.loads((best / "student.json").read_text())
+    (best / "student.json").write_text(json.dumps({**student, "pixel_threshold": 0.2}))
+    return run
+
+
+def test_init_takes_the_model_architecture_and_resets_its_threshold(prepared, base_run):
+    config = adopt_init_architecture(_ft_config(prepared, init=str(base_run)))
+    assert (config.student.width, config.student.memory_slots) == (32, 8)
+    assert config.student.pixel_threshold == 0.5  # a fine-tuned model is calibrated again
+
+
+def test_fine_tuning_starts_from_the_model_weights(prepared, base_run, tmp_path):
+    config = adopt_init_architecture(_ft_config(prepared, init=str(base_run)))
+    from boxpromptiml.student.model import build_student
+
+    fresh = build_student(config.student)
+    load_init_weights(fresh, str(base_run))
+    source, _ = load_student(base_run)
+    for (name, a), b in zip(fresh.state_dict().items(), source.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    result = loop.train(_ft_config(prepared, init=str(base_run)), tmp_path / "tuned")
+    assert result.epochs_done == 1
+    init = json.loads((tmp_path / "tuned" / "init.json").read_text())
+    assert init["source"] == f"fine-tuned from {base_run}"
+    tuned, _ = load_student(tmp_path / "tuned")
+    assert tuned.config.width == 32 and tuned.config.pixel_threshold == 0.5
+
+
+def test_fine_tuning_resumes_where_it_stopped(prepared, base_run, tmp_path, monkeypatch):
+    reference = tmp_path / "reference"
+    loop.train(_ft_config(prepared, init=str(base_run), epochs=2), reference)
+    _interrupt_in_second_epoch(monkeypatch, _ft_config(prepared, init=str(base_run), epochs=2), tmp_path / "run")
+    loop.train(_ft_config(prepared, init=str(base_run), epochs=2), tmp_path / "run")
+    resumed, _ = load_student(tmp_path / "run" / "last")
+    uninterrupted, _ = load_student(reference / "last")
+    for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_conflicting_architecture_is_refused(prepared, base_run, tmp_path):
+    with pytest.raises(ConfigError, match=r"student.width=48 conflicts with the init model"):
+        loop.train(_ft_config(prepared, init=str(base_run), student={"width": 48}), tmp_path / "run")
+    # the same value as the init model's is no conflict
+    assert adopt_init_architecture(_ft_config(prepared, init=str(base_run), student={"width": 32})).student.width == 32
+
+
+def test_a_model_folder_without_its_config_is_refused(prepared, base_run, tmp_path):
+    broken = tmp_path / "model"
+    shutil.copytree((base_run / "best").resolve(), broken)
+    (broken / "student.json").unlink()
+    with pytest.raises(ConfigError, match=r"has no student.json"):
+        loop.train(_ft_config(prepared, init=str(broken)), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"is not a folder"):
+        adopt_init_architecture(_ft_config(prepared, init=str(tmp_path / "missing")))
+
+
+def test_the_shipped_model_is_an_init(prepared):
+    config = adopt_init_architecture(_ft_config(prepared, init="shipped", student={"input_size": 256}))
+    shipped = json.loads((shipped_model_path() / "student.json").read_text())
+    assert config.student.encoder == shipped["encoder"] and config.student.pixel_threshold == 0.5
+
+
+def test_cli_train_init_and_device(prepared, base_run, tmp_path):
+    from boxpromptiml.cli import main
+
+    code = main(["train", "--out", str(tmp_path / "run"), "--train", prepared["dataset"], "--boxes", prepared["boxes"],
+                 "--pseudo-labels", prepared["pl"], "--set", "optim.epochs=1", "--set", "student.input_size=64",
+                 "--set", "optim.workers=0", "--init", str(base_run), "--device", "cpu"])
+    assert code in (0, 1)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["optim"]["init"] == str(base_run) and saved["optim"]["device"] == "cpu"
+    assert saved["student"]["width"] == 32

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..devices import DEVICE_HELP
 from ..outputs import check_not_an_input, claim_output_dir
 from ..training.config import Supervision, TrainConfig, load_config
 from .common import add_overwrite_option
@@ -33,6 +34,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resize-masks", action="store_true",
                    help="full supervision: resize masks whose size differs from their image (nearest neighbour) "
                         "instead of skipping those images")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune: start from this model's weights and architecture instead of ImageNet's: "
+                        "'shipped', a run folder or a model folder (optim.init). Its calibrated pixel threshold "
+                        "is not carried over: calibrate the result again (bpiml calibrate)")
+    p.add_argument("--device", help=f"where to train (optim.device): {DEVICE_HELP}")
     add_overwrite_option(p)
     p.set_defaults(run=run)
 
@@ -70,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         data["supervision"] = args.supervision
     if args.resize_masks:
         data["resize_masks"] = True
+    if args.init:
+        settings["optim"]["init"] = args.init
+    if args.device:
+        settings["optim"]["device"] = args.device
     config = TrainConfig.from_dict(settings)
     inputs = [Path(p) for s in config.data.train for p in (s.dataset, s.boxes, s.pseudo_labels) if p]
     check_not_an_input(Path(args.out), inputs + [Path(v) for v in config.data.val], "run folder")

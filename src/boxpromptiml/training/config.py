@@ -96,6 +96,9 @@ class OptimConfig:
     # Exponential moving average of the weights (and batch-norm statistics), updated after every step; 0 = off.
     # When on, validation, the checkpoints' model.safetensors and so the shipped model are the averaged weights.
     ema_decay: float = 0.0
+    # Fine-tuning: start from this model's weights and architecture instead of the encoder's pretrained ones:
+    # "shipped", a run folder or a model folder (training/init_from.py). None = train from the encoder's weights.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "fp16"):

@@ -44,14 +44,17 @@ from . import distributed
 from .averaging import weight_average
 from .checkpoint import (
     METRICS,
+    STATE,
     load_optimizer_state,
     load_student,
     load_training_weights,
+    read_json,
     resume_point,
     save_run_checkpoint,
 )
 from .config import DataConfig, Supervision, TrainConfig
 from .data import EpochSampler, TrainingSet, TrainItem, collect_items, load_target
+from .init_from import adopt_init_architecture, load_init_weights
 from .losses import DistillationLoss
 from .run_folder import BadSamples, TrainResult, check_run_folder, metrics_csv, read_metrics
 
@@ -131,6 +134,12 @@ def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, to
     return model, optimizer
 
 
+def _init_state(folder: Path) -> dict:
+    """What the init model's own state.json says of it (epoch, validation), for the run's record."""
+    data = read_json(folder / STATE) if (folder / STATE).is_file() else {}
+    return {k: data[k] for k in ("epoch", "best_val_f1") if k in data} if isinstance(data, dict) else {}
+
+
 def _set_train_mode(model: Student, freeze_batchnorm: bool) -> None:
     model.train()
     if freeze_batchnorm:  # running statistics stay as loaded; the affine weights still learn
@@ -143,6 +152,7 @@ def train(config: TrainConfig, run_dir: PathLike) -> TrainResult:
     """Train (or resume) a student as ``config`` says, writing the run folder (rank 0 only under torchrun,
     holding the folder's lock, so that a second run on the same folder is refused)."""
     run_dir = Path(run_dir)
+    config = adopt_init_architecture(config)  # fine-tuning: the init model's architecture, checked
     ctx, device = distributed.setup(config.optim.device)
     with folder_lock(run_dir, "train") if ctx.is_main else nullcontext():
         return _train(config, run_dir, ctx, device)
@@ -175,12 +185,18 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
         load_optimizer_state(last, optimizer)
         start_epoch, best_f1 = state["epoch"] + 1, state.get("best_val_f1")
         log.info("%s: resuming after epoch %d (checkpoint %s)", run_dir, state["epoch"] + 1, last.resolve().name)
+    elif optim.init:
+        folder = load_init_weights(model, optim.init)
+        if ctx.is_main:
+            write_json_atomic(run_dir / "init.json", {"source": f"fine-tuned from {optim.init}",
+                                                      "init_state": _init_state(folder)})
     else:
         report = initialise_encoder(config.student.encoder, model.encoder, config.student.encoder_init)
         if ctx.is_main:
             write_json_atomic(run_dir / "init.json", {"source": report.source, "loaded": report.loaded,
                                                       "kept_random": report.kept_random})
-        averaged = weight_average(model, optim.ema_decay) if optim.ema_decay else None
+    if last is None and optim.ema_decay:  # a fresh run's average starts from its starting weights
+        averaged = weight_average(model, optim.ema_decay)
     trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.enabled else model
 
