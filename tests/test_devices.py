@@ -60,3 +60,15 @@ def test_bf16_on_a_cpu_without_native_support_is_warned_about(monkeypatch):
     assert devices.precision_warning(torch.device("cpu"), "fp32") is None
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
     assert devices.precision_warning(torch.device("cpu"), "bf16") is None
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    from boxpromptiml import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert devices.resolve_precision(torch.device("cpu"), "auto") == "bf16"
+    assert devices.resolve_precision(torch.device("cpu"), "fp32") == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert devices.resolve_precision(torch.device("cpu"), "auto") == "fp32"
+    assert devices.resolve_precision(torch.device("cuda"), "auto") == "fp32"
+    assert TrainConfig().override(["optim.precision=auto"]).optim.precision == "auto"

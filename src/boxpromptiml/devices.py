@@ -76,6 +76,14 @@ def precision_warning(device: torch.device, precision: str) -> str | None:
     return None
 
 
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """``auto``: bf16 on a CPU that computes it natively (a training step 1.3-1.4x faster than fp32 on an
+    AVX512-BF16 CPU), fp32 anywhere else; any other value as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """Loss scaling, needed (and enabled) only for fp16."""
     import torch

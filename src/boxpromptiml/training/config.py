@@ -91,7 +91,8 @@ class OptimConfig:
     workers: int = 2
     threads: int = 2
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N, mps
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds loss scaling)
+    # fp32 | bf16 | fp16 (autocast; fp16 adds loss scaling) | auto (bf16 on a CPU with native bf16, else fp32)
+    precision: str = "fp32"
     freeze_batchnorm: bool = False  # keep batch-norm statistics as loaded (small or per-process batches)
     # Exponential moving average of the weights (and batch-norm statistics), updated after every step; 0 = off.
     # When on, validation, the checkpoints' model.safetensors and so the shipped model are the averaged weights.
@@ -101,8 +102,8 @@ class OptimConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(f"optim.precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "fp16", "auto"):
+            raise ConfigError(f"optim.precision must be fp32, bf16, fp16 or auto, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..data.images import PathLike, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
-from ..devices import autocast, grad_scaler, precision_warning
+from ..devices import autocast, grad_scaler, precision_warning, resolve_precision
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
@@ -208,8 +208,11 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
                                                 clone_share=config.data.synthetic_clones))
     fit_items = [i for i in items if i.sample.is_tampered][: config.data.fit_limit]
     loss_fn = DistillationLoss(config.loss)
-    scaler = grad_scaler(device, optim.precision)
-    if ctx.is_main and (slow := precision_warning(device, optim.precision)):
+    precision = resolve_precision(device, optim.precision)
+    if optim.precision == "auto" and ctx.is_main:
+        log.info("optim.precision=auto: training in %s on %s", precision, device)
+    scaler = grad_scaler(device, precision)
+    if ctx.is_main and (slow := precision_warning(device, precision)):
         log.warning(slow)
     per_epoch = optim.samples_per_epoch or len(dataset)
     if ctx.enabled and per_epoch % optim.batch_size:
@@ -250,7 +253,7 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             # Dice is a mean over the global batch's tampered images, however they fall on the processes
             tampered = ctx.sum(float((batch["label"] > 0.5).sum()), device) / ctx.world
-            with autocast(device, optim.precision):
+            with autocast(device, precision):
                 if model.score_head is not None:
                     logits, score_logits = trained(batch["image"], with_score=True)
                 else:
