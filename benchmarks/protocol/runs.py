@@ -42,7 +42,9 @@ TRACES_V3 = ("student.self_similarity=true",
              "loss.false_alarm=0.5", "augment.jpeg=1.0", "augment.jpeg_quality_min=70", "optim.epochs=10")
 # half the budget (validation peaked near 7,000 of 20,000 samples), annealed by then, and a weight average
 SHORT = ("optim.epochs=10", "optim.ema_decay=0.995")
-# Fine-tuning the shipped model (method-synth, trained on these same training images) against false alarms: the
+# Fine-tuning the shipped model against false alarms ("shipped" is the model shipped when the row was run: on
+# 2026-12-02 the method-synth checkpoint of 2026-11-26, trained on these same training images; init.json records
+# it). The
 # hard-negative term at a fifth of the weight that collapsed from-scratch maps, every sample re-compressed as JPEG,
 # a low learning rate on a 6,000-sample budget; the old image head is left untrained (loss.image=0).
 FINETUNE_FA = (*SYNTHETIC, "optim.init=shipped", "loss.false_alarm=0.1", "loss.image=0", "augment.jpeg=1.0",
@@ -83,6 +85,9 @@ RUNS = {
     "finetune-fa-seed1": RunSpec("finetune-fa with seed 1", overrides=(*FINETUNE_FA, "optim.seed=1")),
     "finetune-nofa": RunSpec("finetune-fa without the false-alarm term (what fine-tuning alone does)",
                              overrides=(*FINETUNE_FA, "loss.false_alarm=0")),
+    "copymove-nofa-long": RunSpec("copymove-nofa on the full 20,000-sample budget, under bf16 autocast",
+                                  overrides=(*TRACES_V3, "loss.false_alarm=0", "optim.epochs=20",
+                                             "optim.precision=bf16")),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),
