@@ -12,7 +12,13 @@ from boxpromptiml.cli import main
 from boxpromptiml.deployment.calibrate import load_decision
 from boxpromptiml.deployment.shipped import ship_model
 from boxpromptiml.errors import ConfigError
-from boxpromptiml.evaluation.calibration import DECISION_FILE, calibrate, rate_above, threshold_for_false_alarm_rate
+from boxpromptiml.evaluation.calibration import (
+    DECISION_FILE,
+    PixelCalibration,
+    calibrate,
+    rate_above,
+    threshold_for_false_alarm_rate,
+)
 from boxpromptiml.student.model import StudentConfig, build_student
 from boxpromptiml.training.checkpoint import save_checkpoint
 
@@ -41,6 +47,16 @@ def test_calibrate_reports_what_it_measured():
     assert "25% false alarms on 4 authentic images of val" in decision.describe()
     with pytest.raises(ValueError):
         threshold_for_false_alarm_rate(np.array([]), 0.05)
+
+
+def test_a_threshold_from_too_few_images_says_so():
+    rng = np.random.default_rng(0)
+    few = calibrate(rng.random(3), rng.random(5), 0.05, "val")
+    assert "only 3 authentic images" in few.describe() and "at least 40" in few.describe()
+    assert calibrate(rng.random(40), rng.random(5), 0.05, "val").warning is None
+    pixels = PixelCalibration(0.3, {"0.3": 0.5, "0.5": 0.4}, 3, "val")
+    assert "only 3 tampered images" in pixels.describe()
+    assert "warning" not in PixelCalibration(0.3, {"0.3": 0.5, "0.5": 0.4}, 20, "val").describe()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ gives the best mean pixel F1 on validation images is chosen from a fixed grid an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -22,6 +23,9 @@ import numpy as np
 
 DECISION_FILE = "decision.json"
 PIXEL_CALIBRATION_FILE = "pixel_calibration.json"
+# Below these sizes a calibrated threshold rests on too few images to mean what it says (see small_set_warning).
+MIN_FLAGGED_AUTHENTIC = 2  # authentic images the false-alarm rate must allow to be flagged
+MIN_PIXEL_TAMPERED = 20  # tampered images to choose a pixel threshold on
 PIXEL_THRESHOLDS = tuple(round(0.05 + 0.05 * i, 2) for i in range(14))  # candidates: 0.05, 0.1, ..., 0.7
 
 
@@ -44,11 +48,24 @@ class ImageDecision:
     def from_dict(cls, data: dict[str, Any]) -> ImageDecision:
         return cls(**data)
 
+    @property
+    def warning(self) -> str | None:
+        """Why this threshold cannot be trusted to give its false-alarm rate, or None."""
+        needed = math.ceil(MIN_FLAGGED_AUTHENTIC / self.target_false_alarm_rate) if self.target_false_alarm_rate \
+            else None
+        if needed is not None and self.n_authentic < needed:
+            return (f"warning: only {self.n_authentic} authentic images; a {self.target_false_alarm_rate:.0%} "
+                    f"false-alarm threshold needs at least {needed} (so that {MIN_FLAGGED_AUTHENTIC} of them may be "
+                    f"flagged), and on new photos its false-alarm rate may be far from "
+                    f"{self.target_false_alarm_rate:.0%}")
+        return None
+
     def describe(self) -> str:
         caught = "" if self.detection_rate is None else \
             f", where it caught {self.detection_rate:.0%} of {self.n_tampered} tampered images"
-        return (f"image score > {self.threshold:.3f}, calibrated to {self.target_false_alarm_rate:.0%} false alarms "
+        text = (f"image score > {self.threshold:.3f}, calibrated to {self.target_false_alarm_rate:.0%} false alarms "
                 f"on {self.n_authentic} authentic images of {self.calibrated_on}{caught}")
+        return text + (f"; {self.warning}" if self.warning else "")
 
 
 def threshold_for_false_alarm_rate(authentic_scores: np.ndarray, rate: float) -> float:
@@ -96,9 +113,12 @@ class PixelCalibration:
         marked = "" if not self.authentic_marked else \
             f"; {self.authentic_marked[key]:.0%} of {self.n_authentic} authentic images marked"
         cap = "" if self.max_authentic_marked is None else f", at most {self.max_authentic_marked:.0%} allowed"
+        small = "" if self.n_tampered >= MIN_PIXEL_TAMPERED else \
+            (f"; warning: only {self.n_tampered} tampered images, fewer than the {MIN_PIXEL_TAMPERED} a pixel "
+             f"threshold should be chosen on: it may not suit other photos")
         return (f"pixel threshold {self.threshold:g} (mean pixel F1 {chosen:.4f}"
                 + (f" against {at_half:.4f} at 0.5" if at_half is not None else "")
-                + f" on {self.n_tampered} tampered images of {self.calibrated_on}{marked}{cap})")
+                + f" on {self.n_tampered} tampered images of {self.calibrated_on}{marked}{cap}){small}")
 
 
 def choose_pixel_threshold(mean_f1: Mapping[float, float], authentic_marked: Mapping[float, float] | None = None,
