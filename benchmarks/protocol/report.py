@@ -29,7 +29,12 @@ LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
           ("method-synth-head", "method-synth", "an image-level score head"),
           ("copymove-nofa", "method-synth", "the copy-move branch, plain clones and JPEG on every sample (10,000 "
                                             "samples against 20,000)"),
-          ("copymove", "copymove-nofa", "the false-alarm term (ramped in)")]
+          ("copymove", "copymove-nofa", "the false-alarm term (ramped in)"),
+          ("finetune-fa", "method-synth", "fine-tuning the shipped method-synth with the false-alarm term at 0.1 and "
+                                          "JPEG on every sample (6,000 samples)"),
+          ("finetune-nofa", "finetune-fa", "the false-alarm term in the fine-tuning"),
+          ("method-synth-bf16", "method-synth", "bf16 autocast instead of fp32"),
+          ("copymove-nofa-long", "copymove-nofa", "20,000 samples instead of 10,000 for the copy-move recipe")]
 # (box-supervised row, its fully-supervised twin): the same recipe with the teacher's targets or the true masks
 SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short")]
 
