@@ -44,9 +44,8 @@ TRACES_V3 = ("student.self_similarity=true",
 SHORT = ("optim.epochs=10", "optim.ema_decay=0.995")
 # Fine-tuning the shipped model against false alarms ("shipped" is the model shipped when the row was run: on
 # 2026-12-02 the method-synth checkpoint of 2026-11-26, trained on these same training images; init.json records
-# it). The
-# hard-negative term at a fifth of the weight that collapsed from-scratch maps, every sample re-compressed as JPEG,
-# a low learning rate on a 6,000-sample budget; the old image head is left untrained (loss.image=0).
+# it). The hard-negative term at a fifth of the weight that collapsed from-scratch maps, every sample re-compressed
+# as JPEG, a low learning rate on a 6,000-sample budget; the old image head is left untrained (loss.image=0).
 FINETUNE_FA = (*SYNTHETIC, "optim.init=shipped", "loss.false_alarm=0.1", "loss.image=0", "augment.jpeg=1.0",
                "augment.jpeg_quality_min=70", "optim.epochs=6", "optim.lr=1e-4", "optim.warmup_epochs=0.2",
                "optim.precision=bf16")

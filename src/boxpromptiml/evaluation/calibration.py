@@ -23,7 +23,8 @@ import numpy as np
 
 DECISION_FILE = "decision.json"
 PIXEL_CALIBRATION_FILE = "pixel_calibration.json"
-# Below these sizes a calibrated threshold rests on too few images to mean what it says (see small_set_warning).
+# Below these sizes a calibrated threshold rests on too few images to mean what it says
+# (ImageDecision.warning, PixelCalibration.describe).
 MIN_FLAGGED_AUTHENTIC = 2  # authentic images the false-alarm rate must allow to be flagged
 MIN_PIXEL_TAMPERED = 20  # tampered images to choose a pixel threshold on
 PIXEL_THRESHOLDS = tuple(round(0.05 + 0.05 * i, 2) for i in range(14))  # candidates: 0.05, 0.1, ..., 0.7

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from ..student.config import StudentConfig
@@ -19,9 +20,6 @@ from .checkpoint import STUDENT_CONFIG, WEIGHTS, checkpoint_folder, load_student
 from .config import TrainConfig
 
 INIT_SHIPPED = "shipped"
-# Settings of a student.json that are not architecture: reset on init (pixel_threshold: the maps are trained
-# raw) or meaningless once the whole model is loaded (encoder_init).
-NOT_ARCHITECTURE = ("pixel_threshold", "encoder_init")
 
 
 def init_folder(spec: str) -> Path:
@@ -56,9 +54,9 @@ def adopt_init_architecture(config: TrainConfig) -> TrainConfig:
     for key, value in source.items():
         if key not in asked:
             raise ConfigError(f"optim.init: {folder / STUDENT_CONFIG} has an unknown setting {key!r}")
-        if key == "pixel_threshold":
+        if key == "pixel_threshold":  # not architecture: the maps are trained raw
             merged[key] = 0.5
-        elif key == "encoder_init":
+        elif key == "encoder_init":  # meaningless once the whole model is loaded
             merged[key] = asked[key]
         elif asked[key] != default[key] and asked[key] != value:
             raise ConfigError(f"student.{key}={asked[key]!r} conflicts with the init model {folder}, whose "
@@ -69,9 +67,9 @@ def adopt_init_architecture(config: TrainConfig) -> TrainConfig:
     return replace(config, student=StudentConfig.from_dict(merged))
 
 
-def load_init_weights(model: Student, spec: str) -> Path:
-    """Copy the init model's weights into ``model`` (built from :func:`adopt_init_architecture`'s config)."""
-    folder = init_folder(spec)
-    source, _ = load_student(folder)
+def load_init_weights(model: Student, spec: str) -> dict[str, Any]:
+    """Copy the init model's weights into ``model`` (built from :func:`adopt_init_architecture`'s config);
+    returns what the init model's state.json says of it (epoch, validation F1), for the run's record."""
+    source, state = load_student(init_folder(spec))
     model.load_state_dict(source.state_dict())
-    return folder
+    return {k: state[k] for k in ("epoch", "best_val_f1") if k in state} if isinstance(state, dict) else {}

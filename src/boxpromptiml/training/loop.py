@@ -44,11 +44,9 @@ from . import distributed
 from .averaging import weight_average
 from .checkpoint import (
     METRICS,
-    STATE,
     load_optimizer_state,
     load_student,
     load_training_weights,
-    read_json,
     resume_point,
     save_run_checkpoint,
 )
@@ -134,12 +132,6 @@ def _build_model(config: TrainConfig, device: torch.device) -> tuple[Student, to
     return model, optimizer
 
 
-def _init_state(folder: Path) -> dict:
-    """What the init model's own state.json says of it (epoch, validation), for the run's record."""
-    data = read_json(folder / STATE) if (folder / STATE).is_file() else {}
-    return {k: data[k] for k in ("epoch", "best_val_f1") if k in data} if isinstance(data, dict) else {}
-
-
 def _set_train_mode(model: Student, freeze_batchnorm: bool) -> None:
     model.train()
     if freeze_batchnorm:  # running statistics stay as loaded; the affine weights still learn
@@ -186,10 +178,10 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
         start_epoch, best_f1 = state["epoch"] + 1, state.get("best_val_f1")
         log.info("%s: resuming after epoch %d (checkpoint %s)", run_dir, state["epoch"] + 1, last.resolve().name)
     elif optim.init:
-        folder = load_init_weights(model, optim.init)
+        init_state = load_init_weights(model, optim.init)
         if ctx.is_main:
             write_json_atomic(run_dir / "init.json", {"source": f"fine-tuned from {optim.init}",
-                                                      "init_state": _init_state(folder)})
+                                                      "init_state": init_state})
     else:
         report = initialise_encoder(config.student.encoder, model.encoder, config.student.encoder_init)
         if ctx.is_main:
