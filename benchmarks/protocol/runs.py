@@ -49,6 +49,10 @@ SHORT = ("optim.epochs=10", "optim.ema_decay=0.995")
 FINETUNE_FA = (*SYNTHETIC, "optim.init=shipped", "loss.false_alarm=0.1", "loss.image=0", "augment.jpeg=1.0",
                "augment.jpeg_quality_min=70", "optim.epochs=6", "optim.lr=1e-4", "optim.warmup_epochs=0.2",
                "optim.precision=bf16")
+# The JPEG compression-history branch (student/compression.py) reads each 8x8 block's DCT lattice, which colour
+# jitter destroys and crops off the 8-pixel grid misalign: both rows train without colour jitter on grid-aligned
+# crops, so that the pair isolates the branch; 14,000 samples under bf16 so that both fit one session side by side.
+JPEG_GRID = (*SYNTHETIC, "augment.colour=0", "augment.crop_grid=8", "optim.epochs=14", "optim.precision=bf16")
 RUNS = {
     "method": RunSpec("box supervision through the default SAM teacher (the method)"),
     "method-srm": RunSpec("the method + SRM noise-residual branch", overrides=("student.residual=srm",)),
@@ -87,6 +91,10 @@ RUNS = {
     "copymove-nofa-long": RunSpec("copymove-nofa on the full 20,000-sample budget, under bf16 autocast",
                                   overrides=(*TRACES_V3, "loss.false_alarm=0", "optim.epochs=20",
                                              "optim.precision=bf16")),
+    "synth-grid": RunSpec("method-synth without colour jitter, crops on the JPEG block grid (14,000 samples, bf16; "
+                          "the control of jpeg-ghost)", overrides=JPEG_GRID),
+    "jpeg-ghost": RunSpec("synth-grid + the JPEG compression-history branch (re-quantisation error per 8x8 block)",
+                          overrides=(*JPEG_GRID, "student.compression_traces=true")),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),

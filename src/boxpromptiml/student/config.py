@@ -56,6 +56,9 @@ class StudentConfig:
     residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
     # Copy-move branch: each stride-16 position's best matches elsewhere in the same image (student/similarity.py)
     self_similarity: bool = False
+    # JPEG compression-history branch: per 8x8 block, how re-quantising it at several qualities differs from the
+    # rest of the photo (student/compression.py); needs native resolution
+    compression_traces: bool = False
     drop_path: float | None = None  # stochastic depth of the encoder while training (None: the encoder's default)
     # The decoder's probability at which a pixel is called tampered. The model shifts its logits so that this
     # probability comes out as 0.5, the threshold every tool applies. 0.5 = as trained; `bpiml calibrate` sets it
@@ -73,6 +76,9 @@ class StudentConfig:
 
         if self.encoder not in ENCODERS.names():
             ENCODERS.get(self.encoder)  # raises with the known names
+        if self.compression_traces and self.resolution is not Resolution.NATIVE:
+            raise ConfigError("student.compression_traces needs student.resolution=native: resampling an image "
+                              "erases the JPEG block grid the branch reads")
         if not 0.01 <= self.pixel_threshold <= 0.99:
             raise ConfigError(f"student.pixel_threshold must be from 0.01 to 0.99, got {self.pixel_threshold}")
         for name in ("input_size", "max_side"):

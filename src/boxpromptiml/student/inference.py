@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # images (B x 3 x H x W in [0, 1]) -> (probabilities B x 1 x H x W, image scores (B,) or None)
 BatchRunner = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
 STRIDE = 32  # the encoders' coarsest stride: native inputs are padded to a multiple of it
+BLOCK = 8  # the JPEG block: tiles start on its grid (student/compression.py reads the photo's blocks)
 # Photos above LEAN_PIXELS (40 MP, e.g. 8000 x 5000) are predicted in tiles of at most LEAN_TILE px and their map is
 # held in float16 (an 8-bit PNG needs no more): a 12000 x 9000 photo then fits in 1.5 GB with torch loaded.
 LEAN_PIXELS = 40_000_000
@@ -55,12 +56,19 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``."""
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``. Every start is a
+    multiple of ``BLOCK`` so that each tile keeps the photo's JPEG block grid; the last tile (``tile_end``) then
+    runs up to ``BLOCK - 1`` pixels longer, to the end."""
     if length <= tile:
         return [0]
     step = max(STRIDE, tile - overlap)
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+    last = (length - tile) - (length - tile) % BLOCK
+    return sorted({*range(0, length - tile, step), last})
+
+
+def tile_end(start: int, starts: list[int], length: int, tile: int) -> int:
+    """Where the tile at ``start`` ends: ``tile`` later, or at the end for the last tile."""
+    return length if start == starts[-1] else min(length, start + tile)
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -84,9 +92,7 @@ def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: 
     """Probability map on the image's own pixel grid (tiled when larger than ``max_side``)."""
     height, width = image.shape[:2]
     if max(height, width) <= max_side:
-        padded = pad_to_multiple(image)
-        prob, score = run(to_tensor(padded)[None])
-        return prob[0, 0, :height, :width].numpy(), (float(score[0]) if score is not None else None)
+        return _predict_whole(run, image)
     tile = max_side - max_side % STRIDE
     lean = height * width > LEAN_PIXELS
     if lean:  # a very large photo: smaller tiles (a quarter of the activations) and a half-precision map
@@ -99,18 +105,25 @@ def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: 
     scores = []
     for y in ys:
         for x in xs:
-            part, score = predict_native(run, image[y:y + tile, x:x + tile], max_side)
+            part, score = _predict_whole(run, image[y:tile_end(y, ys, height, tile), x:tile_end(x, xs, width, tile)])
             ramp_y, ramp_x = _ramp(part.shape[0]), _ramp(part.shape[1])
             total[y:y + part.shape[0], x:x + part.shape[1]] += part * np.outer(ramp_y, ramp_x)
             if score is not None:
                 scores.append(score)
     for y in ys:
-        weight_y[y:y + tile] += _ramp(min(tile, height - y))
+        weight_y[y:tile_end(y, ys, height, tile)] += _ramp(tile_end(y, ys, height, tile) - y)
     for x in xs:
-        weight_x[x:x + tile] += _ramp(min(tile, width - x))
+        weight_x[x:tile_end(x, xs, width, tile)] += _ramp(tile_end(x, xs, width, tile) - x)
     for row in range(0, height, 1024):  # in place, a band at a time
         total[row:row + 1024] /= np.outer(weight_y[row:row + 1024], weight_x)
     return total, (max(scores) if scores else None)
+
+
+def _predict_whole(run: BatchRunner, image: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """Probability map of one image (or tile) in one pass, zero-padded to a multiple of ``STRIDE``."""
+    height, width = image.shape[:2]
+    prob, score = run(to_tensor(pad_to_multiple(image))[None])
+    return prob[0, 0, :height, :width].numpy(), (float(score[0]) if score is not None else None)
 
 
 def torch_runner(model: Student) -> BatchRunner:

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from .config import Fusion, Residual, Resolution, StudentConfig
 from .decoders import MGFM, FPNFusion
 from .encoders import FeatureInfo, create_encoder
+from .compression import CompressionBranch
 from .residual import ResidualBranch
 from .similarity import SelfSimilarity
 
@@ -35,9 +36,10 @@ class Student(nn.Module):
         self.config = config
         self.encoder = create_encoder(config.encoder, config.drop_path)
         self.residual = ResidualBranch(config.residual) if config.residual is not Residual.NONE else None
+        self.compression = CompressionBranch() if config.compression_traces else None
         info = self.encoder.feature_info
-        if self.residual is not None:  # the residual maps are concatenated with the taps of the same stride
-            extra = dict(zip(self.residual.strides, self.residual.channels, strict=True))
+        for branch in self.trace_branches:  # their maps are concatenated with the taps of the same stride
+            extra = dict(zip(branch.strides, branch.channels, strict=True))
             info = [FeatureInfo(f.channels + extra.get(f.stride, 0), f.stride) for f in info]
         # copy-move evidence, computed from the encoder's stride-16 tap and concatenated with it
         self.similarity_tap = next((i for i, f in enumerate(self.encoder.feature_info) if f.stride == 16), None)
@@ -63,12 +65,18 @@ class Student(nn.Module):
         if self.similarity is not None:
             i = self.similarity_tap
             features = [*features[:i], torch.cat([features[i], self.similarity(features[i])], dim=1), *features[i + 1:]]
-        if self.residual is not None:
-            extra = dict(zip(self.residual.strides, self.residual(image), strict=True))
-            strides = [f.stride for f in self.encoder.feature_info]
+        strides = [f.stride for f in self.encoder.feature_info]
+        for branch in self.trace_branches:
+            extra = dict(zip(branch.strides, branch(image), strict=True))
             features = [torch.cat([f, extra[s]], dim=1) if s in extra else f
                         for f, s in zip(features, strides, strict=True)]
         return self.decoder(features), features
+
+    @property
+    def trace_branches(self) -> list[nn.Module]:
+        """The branches that read traces off the pixels (noise residual, compression history), in concatenation
+        order; each has ``strides``, ``channels`` and returns one map per stride."""
+        return [b for b in (self.residual, self.compression) if b is not None]
 
     def forward(self, image: torch.Tensor,
                 with_score: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

@@ -30,11 +30,12 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, amount: float) ->
 
 
 def native_crop(arrays: list[np.ndarray], size: int, rng: np.random.Generator,
-                focus: float = 0.5) -> list[np.ndarray]:
+                focus: float = 0.5, grid: int = 1) -> list[np.ndarray]:
     """The same ``size`` x ``size`` crop of every array at native scale (zero-padded if smaller).
 
     With probability ``focus`` the crop is centred (up to a random shift) on a pixel where the
     second array, the target, exceeds 0.5, so that small tampered regions are not mostly missed.
+    The crop's corner lies on multiples of ``grid`` (8 keeps the JPEG block grid of the image).
     """
     height, width = arrays[0].shape[:2]
     pad_h, pad_w = max(0, size - height), max(0, size - width)
@@ -48,6 +49,7 @@ def native_crop(arrays: list[np.ndarray], size: int, rng: np.random.Generator,
         y, x = int(np.clip(cy - size // 2, 0, height - size)), int(np.clip(cx - size // 2, 0, width - size))
     else:
         y, x = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    y, x = y - y % grid, x - x % grid  # still inside: the largest corner, height - size, only moves down
     return [a[y:y + size, x:x + size] for a in arrays]
 
 

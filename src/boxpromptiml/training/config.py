@@ -71,6 +71,9 @@ class AugmentConfig:
     jpeg: float = 0.5  # probability of JPEG re-compression
     jpeg_quality_min: int = 60
     jpeg_quality_max: int = 100
+    # Native crops start at multiples of this many pixels. 8 keeps a crop on its JPEG block grid, which the
+    # student's compression-trace branch reads (student.compression_traces needs it); 1 = any offset.
+    crop_grid: int = 1
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,17 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if self.student.compression_traces:
+            # the branch reads the JPEG block lattice: colour jitter rescales every DCT coefficient off it, and a
+            # crop off the 8-pixel grid moves the blocks (resampling is refused by the student config)
+            if self.augment.crop_grid % 8:
+                raise ConfigError("student.compression_traces needs augment.crop_grid=8 (or a multiple of 8), "
+                                  f"got {self.augment.crop_grid}")
+            if self.augment.colour > 0:
+                raise ConfigError("student.compression_traces needs augment.colour=0: colour jitter moves every "
+                                  f"DCT coefficient off the JPEG lattice the branch reads (got {self.augment.colour})")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))
@@ -193,7 +207,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "optim.threads": (1, 1024), "optim.ema_decay": (0, 0.99999), "loss.bce": (0, None), "loss.dice": (0, None),
     "loss.outside_box": (0, None), "loss.false_alarm": (0, None), "loss.false_alarm_ramp": (0, 1),
     "augment.hflip": (0, 1), "augment.scale_min": (0.05, 1), "augment.colour": (0, 1), "augment.jpeg": (0, 1),
-    "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "data.val_limit": (1, None),
+    "augment.jpeg_quality_min": (1, 100), "augment.jpeg_quality_max": (1, 100), "augment.crop_grid": (1, 64),
+    "data.val_limit": (1, None),
     "data.fit_limit": (0, None), "data.synthetic_fraction": (0, 1), "data.synthetic_objects": (0, 1),
     "data.synthetic_clones": (0, 1), "data.max_bad_fraction": (0, 1),
 }

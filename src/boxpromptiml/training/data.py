@@ -106,6 +106,7 @@ class TrainingSet(TorchDataset):
         self.photos = photos or []  # hosts and donors of on-the-fly forgeries (index SYNTHETIC)
         self.resize_masks = resize_masks
         self.synthesis = synthesis or OnlineSynthesisConfig()
+        self.crop_grid = augment_config.crop_grid if augment_config is not None else 1
 
     def __len__(self) -> int:
         return len(self.items)
@@ -140,7 +141,7 @@ class TrainingSet(TorchDataset):
                 skipped = skipped or f"{self.items[index].sample.name}: {exc}"
                 index = (index + 1) % len(self.items)
         if self.native:
-            image, target, region = native_crop([image, target, region], self.size, rng)
+            image, target, region = native_crop([image, target, region], self.size, rng, grid=self.crop_grid)
         if self.augment_config is not None:
             image, target, region = augment(image, target, region, self.augment_config, rng, crop=not self.native)
         if self.native:
