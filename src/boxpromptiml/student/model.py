@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .compression import CompressionBranch
 from .config import Fusion, Residual, Resolution, StudentConfig
 from .decoders import MGFM, FPNFusion
 from .encoders import FeatureInfo, create_encoder
-from .compression import CompressionBranch
 from .residual import ResidualBranch
 from .similarity import SelfSimilarity
 
