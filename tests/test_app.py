@@ -31,7 +31,7 @@ def toy(tmp_path):
 
 def client_for(toy: Path, boxes: Path | None, **settings) -> TestClient:
     return TestClient(create_app(ServeSettings(dataset=(str(toy),), boxes=str(boxes) if boxes else None,
-                                               teacher="grabcut", **settings)))
+                                               teacher="grabcut", **settings)), base_url="http://127.0.0.1:8765")
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -7,7 +7,6 @@ refused. Uploads are capped in bytes and pixels before decoding. Nothing is unpi
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import tempfile
@@ -22,11 +21,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..data.images import encode_png, fit_within, image_size, probability_to_uint8, read_image
 from ..data.readers import load_datasets
@@ -34,6 +35,16 @@ from ..data.samples import Box, Dataset, Sample
 from ..errors import BPIMLError, DataError
 from .annotations import AnnotationFile, ImageAnnotation
 from .interactive import BoxPrompter, propose_boxes
+from .safety import (
+    LOCAL_NAMES,
+    MULTIPART_SLACK,
+    REPORT_POLICY,
+    allowed_host_names,
+    content_disposition,
+    local_only,
+    read_capped,
+    replay,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -51,6 +62,7 @@ class ServeSettings:
     checkpoint: str | None = None  # the teacher's weights, for teachers that need a file
     host: str = "127.0.0.1"
     port: int = 8765
+    allow_hosts: tuple[str, ...] = ()  # host names besides the local ones and --host that requests may use
     max_upload_mb: float = 50.0
     max_pixels: int = 60_000_000  # larger photos are refused before they are decoded
     preview_side: int = 2048  # what the page is sent: enough to look at, light enough not to freeze it
@@ -159,7 +171,7 @@ class AppState:
     def read(self, path: Path, shown_name: str) -> np.ndarray:
         """An image checked against the pixel cap from its header before it is decoded."""
         try:
-            height, width = image_size(path)
+            height, width = image_size(path, decode_fallback=False)
         except DataError as exc:
             why = str(exc).replace(str(path), shown_name)
             raise HTTPException(415, f"{shown_name}: not an image this app can read ({why})") from exc
@@ -216,6 +228,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app = FastAPI(title="BoxPromptIML", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.bpiml = state
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.middleware("http")(local_only(allowed_host_names(settings.host, settings.allow_hosts)))
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
 
     @app.exception_handler(BPIMLError)
@@ -265,7 +278,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         notes = annotations()
         sample = state.sample(name)
         try:
-            height, width = image_size(sample.image)
+            height, width = image_size(sample.image, decode_fallback=False)
         except DataError as exc:
             raise HTTPException(415, f"{name}: not an image this app can read ({exc})") from exc
         return {**_annotation_json(notes.get(name)), "width": width, "height": height,
@@ -302,24 +315,29 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return {"boxes": [b.to_xyxy() for b in boxes], "score": round(analysis.score, 4)}
 
     @app.post("/api/inspect")
-    async def inspect_upload(request: Request, file: UploadFile) -> dict[str, Any]:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
-            raise HTTPException(413, f"upload is {int(declared) / 1e6:.1f} MB, over this server's limit of "
-                                     f"{settings.max_upload_mb:g} MB (--max-upload-mb)")
+    async def inspect_upload(request: Request) -> dict[str, Any]:
+        # read from the socket up to the cap, then parse: an UploadFile parameter would have the whole body
+        # spooled to disk before this code runs, whatever its size
+        body = await read_capped(request, max_bytes)
+        try:
+            form = await MultiPartParser(request.headers, replay(body), max_files=1, max_fields=4,
+                                         max_part_size=MULTIPART_SLACK).parse()
+        except (MultiPartException, KeyError) as exc:
+            raise HTTPException(400, f"expected a multipart form with one file field 'file' ({exc})") from exc
+        del body
+        file = form.get("file")
+        if not isinstance(file, StarletteUploadFile):
+            raise HTTPException(400, "expected a multipart form with one file field 'file'")
         shown = Path(file.filename or "upload").name
         suffix = Path(shown).suffix.lower()
         if suffix not in UPLOAD_SUFFIXES:
             raise HTTPException(415, f"{shown}: not an image file (accepted: {', '.join(UPLOAD_SUFFIXES)})")
-        data = io.BytesIO()
-        while chunk := await file.read(1024 * 1024):
-            data.write(chunk)
-            if data.tell() > max_bytes:
-                raise HTTPException(413, f"{shown} is over this server's upload limit of "
-                                         f"{settings.max_upload_mb:g} MB (--max-upload-mb)")
+        if (file.size or 0) > max_bytes:
+            raise HTTPException(413, f"{shown} is {file.size / 1e6:.1f} MB, over this server's upload limit of "
+                                     f"{settings.max_upload_mb:g} MB (--max-upload-mb)")
         path = Path(state.uploads.name) / f"{uuid.uuid4().hex}{suffix}"
-        path.write_bytes(data.getvalue())
-        del data
+        path.write_bytes(await file.read())
+        await form.close()
 
         def analyse_upload() -> dict[str, Any]:  # decoding and the model run off the event loop
             try:
@@ -348,7 +366,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             height, width = analysis.preview.shape[:2]
             prob = cv2.resize(prob, (width, height), interpolation=cv2.INTER_AREA)
         stem = Path(analysis.name).stem
-        headers = {"Content-Disposition": f'attachment; filename="{stem}_map.png"'} if full else {}
+        headers = {"Content-Disposition": content_disposition(f"{stem}_map.png")} if full else {}
         return Response(encode_png(prob), media_type="image/png", headers=headers)
 
     @app.get("/api/inspect/{key}/mask.png")
@@ -357,7 +375,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         mask = ((analysis.probability > threshold * 255.0) * 255).astype(np.uint8)
         stem = Path(analysis.name).stem
         return Response(encode_png(mask), media_type="image/png",
-                        headers={"Content-Disposition": f'attachment; filename="{stem}_mask.png"'})
+                        headers={"Content-Disposition": content_disposition(f"{stem}_mask.png")})
 
     @app.get("/api/inspect/{key}/report.html")
     def analysis_report(key: str, threshold: float = Query(0.5, gt=0, lt=1)) -> Response:
@@ -370,7 +388,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
                              threshold=threshold, created=analysis.created)
         stem = Path(analysis.name).stem
         return Response(page, media_type="text/html",
-                        headers={"Content-Disposition": f'attachment; filename="{stem}_report.html"'})
+                        headers={"Content-Disposition": content_disposition(f"{stem}_report.html"),
+                                 "Content-Security-Policy": REPORT_POLICY})
 
     return app
 
@@ -381,9 +400,10 @@ def serve(settings: ServeSettings) -> None:
 
     app = create_app(settings)
     threading.Thread(target=app.state.bpiml.warm_up, daemon=True).start()
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+    if settings.host not in LOCAL_NAMES:
         log.warning("listening on %s: anyone who can reach this machine can read the dataset's images and write "
-                    "the box file; there is no login", settings.host)
+                    "the box file; there is no login. Requests must address it as one of: %s (--allow-host adds "
+                    "names)", settings.host, ", ".join(sorted(allowed_host_names(settings.host, settings.allow_hosts))))
     print(f"bpiml serve: open http://{'127.0.0.1' if settings.host == '0.0.0.0' else settings.host}:"
           f"{settings.port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

@@ -27,6 +27,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    p.add_argument("--allow-host", action="append", metavar="NAME", default=[],
+                   help="a host name requests may address the server by, besides localhost, 127.0.0.1, [::1] and "
+                        "--host (repeatable; e.g. this machine's name when serving with --host 0.0.0.0). Requests "
+                        "naming any other host are refused, against DNS-rebinding pages")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (default: %(default)s MB)")
     p.add_argument("--max-pixels", type=int, default=60_000_000,
                    help="largest image, in pixels, checked before decoding (default: %(default)s)")
@@ -44,6 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigError("--boxes needs --dataset: the box file annotates a dataset's images")
     torch.set_num_threads(max(1, args.threads))
     serve(ServeSettings(dataset=tuple(args.dataset or ()), boxes=args.boxes, model=args.model, teacher=args.teacher,
-                        checkpoint=args.checkpoint, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+                        checkpoint=args.checkpoint, host=args.host, port=args.port,
+                        allow_hosts=tuple(args.allow_host), max_upload_mb=args.max_upload_mb,
                         max_pixels=args.max_pixels))
     return 0

@@ -152,8 +152,10 @@ def read_image(path: PathLike) -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
-def image_size(path: PathLike) -> tuple[int, int]:
-    """(height, width) of an image, read from its header when possible."""
+def image_size(path: PathLike, decode_fallback: bool = True) -> tuple[int, int]:
+    """(height, width) of an image, read from its header when Pillow knows the format. Other formats are
+    decoded to learn their size, unless ``decode_fallback`` is False (untrusted files: the web app), when
+    they are refused: a small file can declare a huge image that only decoding would reveal."""
     path = Path(path)
     _require_file(path, "image")
     try:
@@ -161,6 +163,9 @@ def image_size(path: PathLike) -> tuple[int, int]:
             width, height = im.size
             return height, width
     except UnidentifiedImageError:
+        if not decode_fallback:
+            raise DataError(f"cannot read the size of {path} from its header (not a format this reader knows "
+                            "without decoding it)") from None
         return read_image(path).shape[:2]
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot read image {path}: {exc}") from exc
