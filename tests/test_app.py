@@ -262,3 +262,27 @@ def test_predict_writes_the_same_report(toy, tmp_path):
     assert main(["predict", str(toy / "Tp" / "toy_tp_000.png"), "-o", str(out), "--report", "--threads", "1"]) == 0
     page = (out / "reports" / "toy_tp_000.html").read_text()
     assert "toy_tp_000.png" in page and "data:image/png;base64," in page and "Image 128 x 96 pixels" in page
+
+
+def test_two_servers_on_one_box_file_keep_each_others_work(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_toy_dataset(tmp_path / "toy", n_tampered=10, n_authentic=2, size=(64, 80))
+    boxes = tmp_path / "boxes.json"
+    first, second = client_for(tmp_path / "toy", boxes), client_for(tmp_path / "toy", boxes)
+    names = [row["name"] for row in first.get("/api/dataset").json()["images"]]
+    for name in names[:10]:
+        assert first.post("/api/annotate/save", json={"name": name, "boxes": [[1, 1, 30, 30]]}).status_code == 200
+    assert second.post("/api/annotate/save", json={"name": names[10], "boxes": []}).status_code == 200
+    coco = json.loads(boxes.read_text())
+    assert len(coco["images"]) == 11 and len(coco["annotations"]) == 10  # the second server merged, not replaced
+    assert second.get("/api/annotate", params={"name": names[0]}).json()["boxes"] == [[1, 1, 30, 30]]
+    assert first.get("/api/info").json()["stats"]["accepted"] == 11  # the first sees the second's save
+    # both at once, from many threads: every save lands
+    jobs = [(client, name) for name in names for client in (first, second)]
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda job: job[0].post("/api/annotate/save", json={
+            "name": job[1], "boxes": [[2, 2, 20, 20]]}).status_code, jobs))
+    assert set(codes) == {200}
+    coco = json.loads(boxes.read_text())
+    assert len(coco["images"]) == 12 and len(coco["annotations"]) == 12

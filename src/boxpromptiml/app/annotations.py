@@ -5,6 +5,11 @@ the old one), with its boxes and the seconds the annotator spent on it (``bpiml_
 ``images`` entry; other COCO readers ignore the key). Entries of images that are not in the dataset,
 and any other content of an existing file, are kept as they were. `bpiml pseudo-label` and
 `bpiml train` read the file unchanged.
+
+Several servers (or a server and a script) may share one file: a save holds an OS lock on
+``FILE.lock``, re-reads the file as it now is, changes only its own image's entry and writes the
+whole back, so no one's annotations are lost. Reads pick up another writer's saves when the file
+changed on disk.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ..data.readers import read_json
 from ..data.samples import Box, Dataset, Sample
 from ..errors import DataError
 from ..fileio import write_json_atomic
+from ..sharding import exclusive_lock
 
 SECONDS_KEY = "bpiml_seconds"  # per image: time spent annotating it in `bpiml serve`
 MAX_SECONDS = 24 * 3600.0  # a longer "annotation time" is a tab left open, not work
@@ -42,26 +48,44 @@ class AnnotationFile:
         self.path = Path(path)
         self.dataset = dataset
         self._lock = threading.Lock()
+        self._names = dataset.by_relative_name()
+        self._position = {name: i for i, name in enumerate(self._names)}
+        self._by_base: dict[str, str | None] = {}
+        for name in self._names:
+            base = Path(name).name
+            self._by_base[base] = None if base in self._by_base else name
+        self._signature: tuple[int, int] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)read the file as it is on disk now (or start an empty one) and index it."""
         self._coco: dict[str, Any] = {"info": {"description": "boxes drawn in bpiml serve"}, "images": [],
                                       "annotations": [], "categories": [TAMPERED_CATEGORY]}
-        if self.path.exists():
+        self._signature = self._disk_signature()
+        if self._signature is not None:
             read_coco_boxes(self.path)  # validates the file (clear errors) before we ever rewrite it
             self._coco = read_json(self.path)
             self._coco.setdefault("categories", [TAMPERED_CATEGORY])
-        self._names = dataset.by_relative_name()
-        self._position = {name: i for i, name in enumerate(self._names)}
-        by_base: dict[str, str | None] = {}
-        for name in self._names:
-            base = Path(name).name
-            by_base[base] = None if base in by_base else name
         self._entry_of: dict[str, dict[str, Any]] = {}  # relative name -> its COCO images entry
         for entry in self._coco["images"]:
             file_name = entry.get("file_name", "")
-            name = file_name if file_name in self._names else by_base.get(Path(file_name).name)
+            name = file_name if file_name in self._names else self._by_base.get(Path(file_name).name)
             if name is not None:
                 self._entry_of.setdefault(name, entry)
         self._boxes_of: dict[Any, list[Box]] = {}  # COCO image id -> its boxes (rebuilt on every save)
         self._index_boxes()
+
+    def _disk_signature(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def _refresh(self) -> None:
+        """Re-read the file if another writer changed it since we last read or wrote it (call under the lock)."""
+        if self._disk_signature() != self._signature:
+            self._load()
 
     def _index_boxes(self) -> None:
         self._boxes_of = {}
@@ -84,17 +108,26 @@ class AnnotationFile:
 
     def get(self, name: str) -> ImageAnnotation:
         with self._lock:
-            entry = self._entry_of.get(name)
-            if entry is None:
-                return ImageAnnotation(name, (), None, False)
-            boxes = tuple(self._boxes_of.get(entry.get("id"), ()))
-            seconds = entry.get(SECONDS_KEY)
-            return ImageAnnotation(name, boxes, float(seconds) if isinstance(seconds, int | float) else None,
-                                   bool(boxes) or SECONDS_KEY in entry)
+            self._refresh()
+            return self._get(name)
+
+    def _get(self, name: str) -> ImageAnnotation:
+        entry = self._entry_of.get(name)
+        if entry is None:
+            return ImageAnnotation(name, (), None, False)
+        boxes = tuple(self._boxes_of.get(entry.get("id"), ()))
+        seconds = entry.get(SECONDS_KEY)
+        return ImageAnnotation(name, boxes, float(seconds) if isinstance(seconds, int | float) else None,
+                               bool(boxes) or SECONDS_KEY in entry)
+
+    def _all(self) -> list[ImageAnnotation]:
+        with self._lock:
+            self._refresh()
+            return [self._get(n) for n in self._names]
 
     def first_to_do(self) -> str | None:
         """The first dataset image that has no box yet and was not accepted without one."""
-        return next((n for n in self._names if not self.get(n).accepted), None)
+        return next((a.name for a in self._all() if not a.accepted), None)
 
     def save(self, name: str, boxes: list[Box], seconds: float) -> ImageAnnotation:
         """Set the image's boxes (clipped to it; empty ones dropped), add ``seconds`` to its time, write the file."""
@@ -105,7 +138,8 @@ class AnnotationFile:
         height, width = image_size(self._names[name].image)
         kept = [b.clip(width, height) for b in boxes]
         kept = [b for b in kept if not b.is_empty]
-        with self._lock:
+        with self._lock, exclusive_lock(self.path.with_name(self.path.name + ".lock")):
+            self._load()  # as it is now: another server may have saved since
             entry = self._entry_of.get(name)
             if entry is None:
                 entry = {"id": 1 + max((e.get("id", 0) for e in self._coco["images"]
@@ -124,12 +158,13 @@ class AnnotationFile:
                                     "iscrowd": 0})
             self._coco["annotations"] = annotations
             write_json_atomic(self.path, self._coco)
+            self._signature = self._disk_signature()
             self._index_boxes()
-        return self.get(name)
+            return self._get(name)
 
     def stats(self) -> dict[str, Any]:
         """How many images are done, and the mean seconds per image annotated in `bpiml serve`."""
-        done = [self.get(n) for n in self._names]
+        done = self._all()
         timed = [a.seconds for a in done if a.seconds is not None]
         return {"images": len(done), "accepted": sum(a.accepted for a in done), "timed": len(timed),
                 "mean_seconds": round(sum(timed) / len(timed), 2) if timed else None}
