@@ -17,7 +17,7 @@ from boxpromptiml.training import loop
 from boxpromptiml.training.augment import augment, jpeg_recompress
 from boxpromptiml.training.averaging import ema_decay_at
 from boxpromptiml.training.checkpoint import load_student
-from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig
+from boxpromptiml.training.config import AugmentConfig, LossConfig, TrainConfig, load_config
 from boxpromptiml.training.init_from import adopt_init_architecture, load_init_weights
 from boxpromptiml.training.losses import DistillationLoss
 from boxpromptiml.training.run_folder import run_summary
@@ -421,3 +421,33 @@ def test_cli_train_init_and_device(prepared, base_run, tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["optim"]["init"] == str(base_run) and saved["optim"]["device"] == "cpu"
     assert saved["student"]["width"] == 32
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_before_the_weights_take_it(prepared, tmp_path, monkeypatch):
+    from boxpromptiml.errors import TrainingError
+
+    real = DistillationLoss.__call__
+    calls = []
+
+    def turns_nan(self, logits, *args, **kwargs):
+        loss, terms = real(self, logits, *args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan"), terms) if len(calls) > 3 else (loss, terms)
+
+    monkeypatch.setattr(DistillationLoss, "__call__", turns_nan)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="nan at step"):
+        loop.train(_ft_config(prepared, epochs=3, samples_per_epoch=12), run)  # 3 steps per epoch: NaN in epoch 2
+    rows = _rows(run)
+    assert len(rows) == 1  # epoch 1 was kept, epoch 2 never checkpointed
+    model, _ = load_student(run / "last")
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values())
+
+
+@pytest.mark.parametrize("override, words", [
+    ("loss.bce=.nan", "finite"), ("optim.lr=.inf", "finite"), ("optim.warmup_epochs=.nan", "finite"),
+    ("augment.jpeg_quality_max=50", "must not exceed"), ("student.input_size=100000", "from 32 to 2048"),
+])
+def test_settings_that_would_train_garbage_or_explode_are_refused(override, words):
+    with pytest.raises(ConfigError, match=words):
+        load_config(overrides=[override])

@@ -13,3 +13,7 @@ class DataError(BPIMLError):
 
 class ConfigError(BPIMLError):
     """An option or configuration value is invalid."""
+
+
+class TrainingError(BPIMLError):
+    """Training cannot go on (e.g. the loss became NaN); the checkpoints written so far are kept."""

@@ -33,6 +33,11 @@ class Resolution(StrEnum):
     NATIVE = "native"  # its own pixels (training: input_size crops; inference: whole image or tiles)
 
 
+# Beyond these, one training crop or one tile no longer fits a laptop's memory (a 100,000 px crop asks for 30 GB).
+MAX_INPUT_SIZE = 2048
+MAX_TILE_SIDE = 4096
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     """Everything needed to rebuild a student's architecture."""
@@ -81,9 +86,10 @@ class StudentConfig:
                               "erases the JPEG block grid the branch reads")
         if not 0.01 <= self.pixel_threshold <= 0.99:
             raise ConfigError(f"student.pixel_threshold must be from 0.01 to 0.99, got {self.pixel_threshold}")
-        for name in ("input_size", "max_side"):
-            if getattr(self, name) % 32 or getattr(self, name) <= 0:
-                raise ConfigError(f"student.{name} must be a positive multiple of 32, got {getattr(self, name)}")
+        for name, largest in (("input_size", MAX_INPUT_SIZE), ("max_side", MAX_TILE_SIDE)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value % 32 or not 0 < value <= largest:
+                raise ConfigError(f"student.{name} must be a multiple of 32 from 32 to {largest}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, StrEnum) else v for k, v in asdict(self).items()}

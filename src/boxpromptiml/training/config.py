@@ -8,6 +8,7 @@ resumed and a model rebuilt from its folder alone.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -74,6 +75,11 @@ class AugmentConfig:
     # Native crops start at multiples of this many pixels. 8 keeps a crop on its JPEG block grid, which the
     # student's compression-trace branch reads (student.compression_traces needs it); 1 = any offset.
     crop_grid: int = 1
+
+    def __post_init__(self) -> None:
+        if self.jpeg_quality_min > self.jpeg_quality_max:
+            raise ConfigError(f"augment.jpeg_quality_min ({self.jpeg_quality_min}) must not exceed "
+                              f"augment.jpeg_quality_max ({self.jpeg_quality_max})")
 
 
 @dataclass(frozen=True)
@@ -221,8 +227,9 @@ def _check_value(path: str, value: Any, hint: Any) -> None:
     base = next((t for t in (int, float) if hint in (t, t | None)), None)
     if base is None or (value is None and hint == base | None):
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or (base is int and not float(value).is_integer()):
-        raise ConfigError(f"{path} must be {numeric[base]}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or (base is int and not float(value).is_integer()):
+        raise ConfigError(f"{path} must be {'a finite number' if base is float else numeric[base]}, got {value!r}")
     low, high = RANGES.get(path, (None, None))
     strict = path in POSITIVE
     if (low is not None and (value < low or (strict and value == low))) or (high is not None and value > high):

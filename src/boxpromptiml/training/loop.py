@@ -30,7 +30,7 @@ from ..data.images import PathLike, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Dataset
 from ..devices import autocast, grad_scaler, precision_warning, resolve_precision
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, TrainingError
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import EvaluationReport, evaluate_predictor
 from ..fileio import write_json_atomic, write_text_atomic
@@ -252,13 +252,19 @@ def _train(config: TrainConfig, run_dir: Path, ctx: distributed.Distributed, dev
                     logits, score_logits = trained(batch["image"]), None
                 loss, terms = loss_fn(logits, batch["target"], batch["region"], batch["label"], tampered,
                                       score_logits, progress=(epoch * steps_per_epoch + i) / total_steps)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value) and precision != "fp16":  # fp16's loss scaler skips such steps itself
+                raise TrainingError(
+                    f"the loss became {loss_value} at step {i + 1} of epoch {epoch + 1}: training stopped before "
+                    f"the weights took it in, and {run_dir} keeps the checkpoints of the epochs before. Try a lower "
+                    "optim.lr in a new --out, or check the training targets")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             if averaged is not None:
                 averaged.update_parameters(model)
-            for key, value in {"train_loss": float(loss.detach()), **terms}.items():
+            for key, value in {"train_loss": loss_value, **terms}.items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['train_loss'] / (i + 1):.4f}")
         train_seconds = time.perf_counter() - started
