@@ -87,3 +87,16 @@ def test_help_imports_no_heavy_library():
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_os_errors_and_binary_configs_are_one_line_with_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["toy-data", str(blocker / "sub")]) == 2  # NotADirectoryError, as read-only or full disks are
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bpiml toy-data: error:") and "Traceback" not in err and len(err.splitlines()) == 1
+    binary = tmp_path / "config.yaml"
+    binary.write_bytes(bytes(range(128, 256)))
+    assert main(["train", "--config", str(binary), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a text (YAML) file" in err and len(err.splitlines()) == 1

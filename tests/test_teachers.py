@@ -15,6 +15,7 @@ from boxpromptiml.teachers import TEACHERS, OutputKind, SamSettings, TeacherOpti
 from boxpromptiml.teachers.builders import build_litemedsam, build_mobilesam
 from boxpromptiml.teachers.checkpoints import litemedsam_weights_path
 from boxpromptiml.teachers.sam_teacher import CanvasTransform, Resize
+from boxpromptiml.teachers.settings import Normalize
 from boxpromptiml.teachers.zoo import LITEMEDSAM_PLAIN
 
 
@@ -276,3 +277,12 @@ def test_grabcut_fallback_keeps_sam_where_grabcut_finds_nothing(scene, monkeypat
                                                                                           np.float32))
     np.testing.assert_allclose(create_teacher("litemedsam", settings=settings).segment(image, [_loose(box)]), sam,
                                atol=1e-6)
+
+
+def test_a_very_thin_strip_keeps_a_pixel_on_the_canvas():
+    """A 10000 x 10 image once became 0 px high on the 256 canvas and stopped a whole pseudo-label run."""
+    transform = CanvasTransform(10, 10000, 256, Resize.LONGEST_SIDE)
+    assert transform.scaled_hw == (1, 256)
+    canvas = transform.image(np.zeros((10, 10000, 3), np.uint8), Normalize.UNIT, antialias=True)
+    assert canvas.shape == (1, 3, 256, 256)
+    assert transform.logits_to_image(torch.zeros(1, 1, 64, 64)).shape == (1, 10, 10000)

@@ -451,3 +451,11 @@ def test_a_loss_that_becomes_nan_stops_the_run_before_the_weights_take_it(prepar
 def test_settings_that_would_train_garbage_or_explode_are_refused(override, words):
     with pytest.raises(ConfigError, match=words):
         load_config(overrides=[override])
+
+
+def test_a_damaged_optimizer_file_on_resume_is_one_clear_error(prepared, tmp_path, monkeypatch):
+    _interrupt_in_second_epoch(monkeypatch, _config(prepared, epochs=2), tmp_path / "run")
+    optimizer_file = (tmp_path / "run" / "last").resolve() / "optimizer.safetensors"
+    optimizer_file.write_bytes(optimizer_file.read_bytes()[:100])  # truncated
+    with pytest.raises(ConfigError, match="optimizer.safetensors.*damaged"):
+        loop.train(_config(prepared, epochs=2), tmp_path / "run")

@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BPIMLError as exc:
         print(f"bpiml {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permission denied, read-only file system, disk full: one line, as for any error
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"bpiml {args.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"bpiml {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -43,7 +43,8 @@ class CanvasTransform:
         if self.resize is Resize.STRETCH:
             return self.size, self.size
         scale = self.size / max(self.height, self.width)
-        return int(self.height * scale + 0.5), int(self.width * scale + 0.5)
+        # at least one pixel: a 10000 x 10 strip would otherwise become 0 px high on a 256 canvas
+        return max(1, int(self.height * scale + 0.5)), max(1, int(self.width * scale + 0.5))
 
     def boxes(self, boxes: list[Box]) -> torch.Tensor:
         sh, sw = self.scaled_hw

@@ -86,10 +86,7 @@ def load_student(folder: PathLike) -> tuple[Student, dict[str, Any]]:
             raise ConfigError(f"{folder} is not a student checkpoint: {name} is missing")
     config = StudentConfig.from_dict(read_json(folder / STUDENT_CONFIG))
     model = build_student(config)
-    try:
-        weights = load_file(str(folder / WEIGHTS))
-    except Exception as exc:  # noqa: BLE001 - truncated or foreign files
-        raise ConfigError(f"cannot read weights {folder / WEIGHTS}: {exc}") from exc
+    weights = _read_tensors(folder / WEIGHTS)
     expected = model.state_dict()
     missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
     if missing or unexpected:
@@ -104,20 +101,41 @@ def load_training_weights(folder: Path, model: Student) -> bool:
     """Load a group's optimised weights into ``model`` when they were kept apart from the averaged ones."""
     if not (folder / TRAINING_WEIGHTS).is_file():
         return False
-    weights = load_file(str(folder / TRAINING_WEIGHTS))
-    model.load_state_dict(weights)
+    weights = _read_tensors(folder / TRAINING_WEIGHTS)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ConfigError(f"{folder / TRAINING_WEIGHTS} does not fit the run's model; {_resume_hint(folder)}") \
+            from exc
     return True
 
 
 def load_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer) -> None:
     """Restore an optimizer saved by :func:`save_checkpoint`."""
     meta = read_json(folder / OPTIMIZER_META)
-    tensors = load_file(str(folder / OPTIMIZER_TENSORS))
+    tensors = _read_tensors(folder / OPTIMIZER_TENSORS)
     state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    try:
+        for key, value in tensors.items():
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ConfigError(f"{folder / OPTIMIZER_TENSORS} does not fit the run's optimiser ({exc}); "
+                          f"{_resume_hint(folder)}") from exc
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file, or one clear error naming it (truncated, corrupt or not safetensors at all)."""
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds for damaged files
+        raise ConfigError(f"cannot read {path}: it is damaged or not a safetensors file ({exc})") from exc
+
+
+def _resume_hint(folder: Path) -> str:
+    return (f"this run cannot resume from {folder}. Start a new --out; its model in best/ can still be used, or "
+            "passed to --init to continue from its weights")
 
 
 def _crash_point(label: str, epoch: int) -> None:

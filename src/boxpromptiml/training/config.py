@@ -257,6 +257,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"cannot read config {path}: it is not a text (YAML) file ({exc.reason} at byte "
+                              f"{exc.start})") from exc
         config = TrainConfig.from_dict(_merge(config.to_dict(), data))
     return config.override(overrides or [])
 
