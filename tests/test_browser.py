@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
 pytest.importorskip("playwright")
+from playwright.sync_api import expect  # noqa: E402  (polls without eval: the app's CSP allows none)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +90,7 @@ def test_draw_a_box_see_the_pseudo_mask_and_save_it(page, server, tmp_path):
     page.goto(server["url"] + "/?view=annotate")
     page.wait_for_selector("body[data-ready='1']")
     page.wait_for_selector("#annotate-canvas[data-mask-ready='0']")
-    page.wait_for_function("document.getElementById('image-name').textContent.startsWith('1 / 3')")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^1 / 3"))
     drag(page, "#annotate-canvas", (0.25, 0.25), (0.6, 0.7))
     page.wait_for_selector("#annotate-canvas[data-mask-ready='1']", timeout=60_000)
     assert "pseudo mask in" in page.text_content("#annotate-status")
@@ -102,7 +104,7 @@ def test_draw_a_box_see_the_pseudo_mask_and_save_it(page, server, tmp_path):
     screenshot(page, "app_annotate.png", tmp_path)
 
     page.keyboard.press("Enter")  # accept and go on
-    page.wait_for_function("document.getElementById('image-name').textContent.startsWith('2 / 3')")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^2 / 3"))
     coco = json.loads(server["boxes"].read_text())
     (entry,) = coco["images"]
     (annotation,) = coco["annotations"]
@@ -126,11 +128,14 @@ def test_draw_a_box_see_the_pseudo_mask_and_save_it(page, server, tmp_path):
     page.keyboard.press("Delete")
     assert page.evaluate("annotate.boxes.length") == 0
     page.keyboard.press("p")
-    page.wait_for_function("document.getElementById('image-name').textContent.startsWith('1 / 3')")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^1 / 3"))
     assert page.evaluate("annotate.boxes.length") == 1  # the saved box comes back
 
 
 def test_inspect_shows_the_heat_map(page, server, tmp_path):
+    refused = []  # the page must work under its own content security policy
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+            else None)
     page.set_viewport_size({"width": 1200, "height": 900})
     page.goto(server["url"] + "/?view=inspect")
     page.wait_for_selector("body[data-ready='1']")
@@ -159,4 +164,5 @@ def test_inspect_shows_the_heat_map(page, server, tmp_path):
         page.click("#download-report")
     text = Path(download.value.path()).read_text()
     assert photo.name in text and "data:image/jpeg;base64," in text
+    assert not refused, refused
     screenshot(page, "app_inspect.png", tmp_path)
