@@ -87,3 +87,38 @@ def _hold(folder, ready, release):
     with folder_lock(folder, "pseudo-label"):
         ready.set()
         release.wait(30)
+
+
+def test_one_commands_outputs_are_not_overwritten_by_another(data, tmp_path, capsys):
+    """evaluate --json over a model, a map or a foreign file; pseudo-label into predict's maps; predict into the
+    model's own run folder: each is refused, with nothing changed, unless --overwrite says so where that is safe."""
+    listing = str(data / "dataset.json")
+    maps = tmp_path / "maps"
+    scored = ["evaluate", "-d", listing, "--tampered-only", "--pred", str(maps)]
+    assert main(["predict", str(data / "Tp"), "-o", str(maps)]) == 0
+    before = _snapshot(maps)
+    assert main(["boxes", "-d", listing, "-o", str(tmp_path / "b.json")]) == 0
+    assert main(["pseudo-label", "-d", listing, "--boxes", str(tmp_path / "b.json"), "--teacher", "box",
+                 "-o", str(maps)]) == 2
+    assert "holds the outputs of bpiml predict" in capsys.readouterr().err
+    a_map = sorted(maps.glob("*.png"))[0]
+    assert main([*scored, "--json", str(a_map)]) == 2
+    assert main([*scored, "--json", str(maps / "scores.json")]) == 2
+    assert _snapshot(maps) == before
+    from boxpromptiml.deployment.shipped import shipped_model_path
+
+    model = tmp_path / "model"
+    shutil.copytree(shipped_model_path(), model)
+    model_before = _snapshot(model)
+    assert main(["evaluate", "-d", listing, "--model", str(model), "--json", str(model / "model.safetensors")]) == 2
+    assert main(["predict", str(data / "Tp"), "--model", str(model), "-o", str(model)]) == 2
+    assert _snapshot(model) == model_before
+    theirs = tmp_path / "theirs.json"
+    theirs.write_text('{"mine": true}')
+    assert main([*scored, "--json", str(theirs)]) == 2
+    assert theirs.read_text() == '{"mine": true}'
+    assert main([*scored, "--json", str(theirs), "--overwrite"]) == 0
+    ours = tmp_path / "scores.json"
+    assert main([*scored, "--json", str(ours)]) == 0
+    assert main([*scored, "--json", str(ours)]) == 0  # its own file again
+    assert json.loads(ours.read_text())["info"]["generator"] == "bpiml evaluate"

@@ -40,19 +40,33 @@ def check_not_an_input(out: Path, inputs: Iterable[Path], what: str = "output") 
 
 
 def claim_output_dir(out: Path, command: str, overwrite: bool = False, evidence: tuple[str, ...] = ()) -> None:
-    """Make sure ``out`` is new, empty, or a folder bpiml wrote (marker, or one of the ``evidence`` files that
-    only ``command`` writes); then mark it."""
+    """Make sure ``out`` is new, empty, or a folder that this same ``command`` wrote (its marker, or one of the
+    ``evidence`` files only ``command`` writes); then mark it. Another command's outputs count as foreign:
+    ``pseudo-label -o`` a folder of ``predict`` maps would replace them under the wrong marker."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"the output folder {out} is a file")
-    ours = (out / MARKER).is_file() or any((out / name).is_file() for name in evidence)
+    writer = marker_writer(out)
     own_files = (MARKER, *evidence)
     foreign = out.is_dir() and any(p for p in out.iterdir()
                                    if p.name not in own_files and not (p.name.startswith(".") and p.suffix == ".lock"))
+    if foreign and writer is not None and writer != f"bpiml {command}" and not overwrite:
+        raise ConfigError(f"{out} holds the outputs of {writer}; bpiml {command} would write over them. "
+                          f"{OVERWRITE_HINT}")
+    ours = writer == f"bpiml {command}" or (writer is None and any((out / name).is_file() for name in evidence))
     if foreign and not ours and not overwrite:
         raise ConfigError(f"{out} already holds files that bpiml {command} did not write; {OVERWRITE_HINT}")
-    if not (out / MARKER).is_file():
+    if writer != f"bpiml {command}":
         write_json_atomic(out / MARKER, {"written_by": f"bpiml {command}"})
+
+
+def marker_writer(folder: Path) -> str | None:
+    """The command recorded in ``folder``'s marker ("bpiml predict"), or None without a readable marker."""
+    try:
+        written_by = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8")).get("written_by")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(written_by) if written_by else None
 
 
 def claim_output_file(out: Path, overwrite: bool = False) -> None:

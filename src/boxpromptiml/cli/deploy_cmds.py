@@ -132,7 +132,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     inputs = expand_inputs(args.inputs)
-    check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()], "output folder")
+    model_folder = [Path(args.model)] if args.model and Path(args.model).is_dir() else []  # never into the model
+    check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()] + model_folder,
+                       "output folder")
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
     predictor = load_predictor(args.model, args.backend, args.device)
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
@@ -176,6 +178,7 @@ def run_fit_verdict(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     model_dir = args.model or shipped_model_dir()
+    check_not_an_input(Path(args.out), [Path(model_dir)], "output folder")
     claim_output_dir(Path(args.out), "fit-verdict", args.overwrite)
     fit = fit_verdict(model_dir, load_datasets(args.train), args.out, tuple(args.quality), args.copies)
     print(fit.describe() + f"; model written to {args.out}")

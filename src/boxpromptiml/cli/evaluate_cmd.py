@@ -10,8 +10,15 @@ from ..evaluation.evaluate import SCORES_FILE, evaluate_prediction_dir, evaluate
 from ..evaluation.groups import CASIA_GROUPS, GroupSpec
 from ..evaluation.metrics import DEFAULT_THRESHOLD
 from ..fileio import write_json_atomic
-from ..outputs import check_not_an_input
-from .common import add_dataset_option, add_resize_masks_option, dataset_from_args, input_files, report_failures
+from ..outputs import check_not_an_input, claim_output_file
+from .common import (
+    add_dataset_option,
+    add_overwrite_option,
+    add_resize_masks_option,
+    dataset_from_args,
+    input_files,
+    report_failures,
+)
 from .deploy_cmds import add_model_option
 
 
@@ -44,13 +51,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="re-save every image (both classes) as JPEG at quality Q before predicting, so that "
                         "image-level numbers cannot come from how each class was stored (needs --model)")
     add_resize_masks_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
-    if args.json:
-        check_not_an_input(Path(args.json), input_files(args, dataset), "--json file")
+    if args.json:  # never over a model, a prediction map, the data, or a file bpiml did not write
+        read_folders = [Path(f) for f in (args.pred, args.model) if f and Path(f).is_dir()]
+        check_not_an_input(Path(args.json), input_files(args, dataset) + read_folders, "--json file")
+        claim_output_file(Path(args.json), args.overwrite)
     if args.tampered_only:
         dataset = dataset.replace_samples(dataset.tampered)
     if args.pred and args.model:
@@ -76,5 +86,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"image verdicts at the model's calibrated threshold: {decision.describe()}")
     print(report.format_table())
     if args.json:  # a score over fewer images is another score: the skipped ones are part of the record
-        write_json_atomic(args.json, {**report.to_dict(per_image=args.per_image), "skipped": run_.failures})
+        write_json_atomic(args.json, {"info": {"generator": "bpiml evaluate"},
+                                      **report.to_dict(per_image=args.per_image), "skipped": run_.failures})
     return report_failures(run_, "evaluate")
