@@ -1,26 +1,34 @@
 """`bpiml check`: find what would make training or evaluation wrong before a long run does.
 
-Reads every image and mask once and reports: unreadable files, masks whose size differs from their
-image, tampered images whose mask is empty, masks that are mostly white (usually inverted: the
-tampered region is meant to be the white part), masks that are not binary, and, with boxes,
-boxes that had to be clipped or dropped and tampered images without any box. Problems are
-errors (they make results wrong) or warnings (worth a look).
+Reads every image and mask once and reports, all in one pass: missing and unreadable files,
+duplicate image names, masks whose size differs from their image, tampered images whose mask is
+empty, masks that are mostly white (usually inverted: the tampered region is meant to be the white
+part), masks that are not binary, masks with no image, images too thin for the student, and, with
+boxes, boxes on unknown COCO images, boxes that had to be clipped or dropped and tampered images
+without any box. Problems are errors (they make results wrong) or warnings (worth a look).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import BPIMLError
+from ..errors import BPIMLError, DataError
 from ..runner import run_per_sample
-from .coco import CocoBoxes, attach_boxes
+from .coco import CocoBoxes, attach_boxes, read_coco_boxes
 from .images import _read_native, binarise_mask, read_image
+from .problems import collecting_problems
+from .readers import load_dataset
 from .samples import Dataset, Sample
 
 INVERTED_FRACTION = 0.5  # a tampered mask whiter than this is probably inverted
 MAX_LISTED = 8
+THIN_SIDE = 32  # a shorter side than one cell of the student's coarsest stride: its map there is guesswork
+# problems the lenient readers record that make train / evaluate fail or wrong (the others are warnings)
+READING_WARNINGS = ("mask without a tampered image", "two masks share a stem")
 
 
 @dataclass
@@ -55,6 +63,9 @@ class CheckReport:
 
 def _check_sample(sample: Sample, report: CheckReport) -> None:
     height, width = read_image(sample.image).shape[:2]  # decoded in full: a truncated file fails here
+    if min(height, width) < THIN_SIDE:
+        report.add("warning", f"image thinner than {THIN_SIDE} px (its map is unreliable)",
+                   f"{sample.image}: {width}x{height}")
     if sample.mask is None:
         if sample.is_tampered:
             report.add("warning", "tampered image without a mask (fine for box training, not for evaluation)",
@@ -93,4 +104,40 @@ def check_dataset(dataset: Dataset, coco: CocoBoxes | None = None, boxes_source:
             for sample in boxed.tampered:
                 if not sample.boxes:
                     report.add("warning", "tampered image without a box (pseudo-label skips it)", str(sample.image))
+    return report
+
+
+def check_files(specs: list[str], boxes: str | None = None) -> CheckReport:
+    """:func:`check_dataset` from dataset files and a box file, reporting every dataset-level problem (missing
+    files, clashing names, unreadable lists, boxes on unknown images) instead of stopping at the first."""
+    with collecting_problems() as problems:
+        parts = []
+        for spec in specs:
+            try:
+                parts.append(load_dataset(spec))
+            except DataError as exc:
+                problems.append(("dataset cannot be read", str(exc)))
+        coco = None
+        if boxes:
+            try:
+                coco = read_coco_boxes(boxes)
+            except DataError as exc:
+                problems.append(("box file cannot be read", str(exc)))
+    samples, seen = [], {}
+    for part in parts:  # names must be unique across the lists too
+        for sample in part:
+            if sample.name in seen:
+                problems.append(("image name occurs more than once (outputs are stored per file stem)",
+                                 f"{sample.name}: {seen[sample.name]} and {sample.image}"))
+            else:
+                seen[sample.name] = sample.image
+                samples.append(sample)
+    if samples:
+        root = Path(os.path.commonpath([str(part.root) for part in parts]))
+        dataset = Dataset(samples, root, " + ".join(part.source for part in parts))
+        report = check_dataset(dataset, coco, boxes or "boxes")
+    else:
+        report = CheckReport()
+    for kind, line in problems:
+        report.add("warning" if kind.startswith(READING_WARNINGS) else "error", kind, line)
     return report

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import DataError
 from ..fileio import write_json_atomic
 from .images import PathLike
+from .problems import problem
 from .readers import read_json
 from .samples import Box, Dataset
 
@@ -53,9 +54,13 @@ def read_coco_boxes(path: PathLike) -> CocoBoxes:
     for i, ann in enumerate(data["annotations"]):
         bbox = ann.get("bbox") if isinstance(ann, dict) else None
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            raise DataError(f"{path}: annotations[{i}] needs 'bbox' = [x, y, width, height], got {bbox!r}")
+            problem("box that is not [x, y, width, height] (left out)", f"{path}: annotations[{i}]: {bbox!r}",
+                    f"{path}: annotations[{i}] needs 'bbox' = [x, y, width, height], got {bbox!r}")
+            continue
         if ann.get("image_id") not in by_id:
-            raise DataError(f"{path}: annotations[{i}] refers to unknown image_id {ann.get('image_id')!r}")
+            problem("box on an unknown COCO image id (left out)", f"{path}: annotations[{i}]: {ann.get('image_id')!r}",
+                    f"{path}: annotations[{i}] refers to unknown image_id {ann.get('image_id')!r}")
+            continue
         name = by_id[ann["image_id"]]
         if not all(math.isfinite(v) for v in bbox):
             result.fixups.append(f"annotations[{i}] ({name}): box {bbox} is not made of finite numbers; dropped")

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import DataError
 from .images import IMAGE_EXTENSIONS, PathLike
+from .problems import collecting, problem
 from .samples import Dataset, Label, Sample
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def read_imdl_json(path: PathLike, entries: list[Any] | None = None) -> Dataset:
             samples.append(Sample(_resolve(base, image), None, Label.AUTHENTIC))
         else:
             samples.append(Sample(_resolve(base, image), _resolve(base, mask), Label.TAMPERED))
-    return _checked(Dataset(samples, base, f"{path}"))
+    return _dataset(samples, base, f"{path}")
 
 
 def read_forensichub_json(path: PathLike, entries: list[Any] | None = None) -> Dataset:
@@ -95,7 +96,7 @@ def read_forensichub_json(path: PathLike, entries: list[Any] | None = None) -> D
         if label not in (0, 1):
             raise DataError(f"{path}: entry {i} has label {label!r}; expected 0 (authentic) or 1 (tampered)")
         samples.append(Sample(_resolve(base, entry["path"]), _resolve(base, mask) if mask else None, Label(label)))
-    return _checked(Dataset(samples, base, f"{path}"))
+    return _dataset(samples, base, f"{path}")
 
 
 def read_tp_gt_folder(root: PathLike) -> Dataset:
@@ -117,15 +118,20 @@ def read_tp_gt_folder(root: PathLike) -> Dataset:
     if unmatched and masks:
         log.warning("%s: %d tampered image(s) have no mask in Gt/ (e.g. %s)", root, len(unmatched),
                     ", ".join(unmatched[:MAX_LISTED]))
+    used = {s.mask for s in samples}
+    for mask in sorted(set(masks.values()) - used):
+        problem("mask without a tampered image in Tp/ (ignored)", str(mask))
     samples += [Sample(image, None, Label.AUTHENTIC) for image in _list_images(root / "Au")]
-    return _checked(Dataset(samples, root, f"{root}"))
+    return _dataset(samples, root, f"{root}")
 
 
 def _masks_by_stem(folder: Path) -> dict[str, Path]:
     masks: dict[str, Path] = {}
     for mask in _list_images(folder):
         if mask.stem in masks:
-            raise DataError(f"{folder}: two masks share the stem {mask.stem!r} ({masks[mask.stem].name}, {mask.name})")
+            problem("two masks share a stem (the first is used)", f"{folder}: {masks[mask.stem].name}, {mask.name}",
+                    f"{folder}: two masks share the stem {mask.stem!r} ({masks[mask.stem].name}, {mask.name})")
+            continue
         masks[mask.stem] = mask
     return masks
 
@@ -168,6 +174,27 @@ def _checked(dataset: Dataset) -> Dataset:
         more = f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
         raise DataError(f"{dataset.source}: {len(missing)} referenced file(s) do not exist:\n  {listed}{more}")
     return dataset
+
+
+def _dataset(samples: list[Sample], root: Path, source: str) -> Dataset:
+    """The dataset of ``samples``, checked; when collecting problems (`bpiml check`), samples with a missing
+    file or a name already taken are recorded and left out instead."""
+    if collecting():
+        kept, seen = [], {}
+        for sample in samples:
+            missing = [p for p in (sample.image, sample.mask) if p is not None and not p.is_file()]
+            for path in missing:
+                problem("referenced file does not exist", f"{source}: {path}")
+            if sample.name in seen:
+                problem("image name occurs more than once (outputs are stored per file stem)",
+                        f"{sample.name}: {seen[sample.name]} and {sample.image}")
+            elif not missing:
+                seen[sample.name] = sample.image
+                kept.append(sample)
+        samples = kept
+        if not samples:
+            raise DataError(f"{source}: no usable sample left")
+    return _checked(Dataset(samples, root, source))
 
 
 def write_imdl_json(dataset: Dataset, path: PathLike) -> Path:
