@@ -100,3 +100,27 @@ def test_os_errors_and_binary_configs_are_one_line_with_exit_2(tmp_path, capsys)
     assert main(["train", "--config", str(binary), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert "not a text (YAML) file" in err and len(err.splitlines()) == 1
+
+
+def test_a_single_refused_image_is_exit_2_for_every_command_and_a_bad_model_leaves_no_folder(tmp_path, capsys):
+    (tmp_path / "Tp").mkdir()
+    (tmp_path / "Gt").mkdir()
+    (tmp_path / "Tp" / "bad.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "Gt" / "bad.png").write_bytes(b"\x89PNG not really")
+    assert main(["predict", str(tmp_path / "Tp" / "bad.png"), "-o", str(tmp_path / "maps")]) == 2
+    assert "no image could be processed" in capsys.readouterr().err
+    assert main(["boxes", "-d", str(tmp_path), "-o", str(tmp_path.parent / f"{tmp_path.name}-boxes.json")]) == 2
+    assert main(["predict", str(tmp_path / "Tp"), "-m", str(tmp_path / "no-model"), "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pickle_with_code_is_refused_without_inviting_weights_only_false(tmp_path):
+    import torch
+
+    from boxpromptiml.errors import ConfigError
+    from boxpromptiml.teachers.checkpoints import read_state_dict
+
+    torch.save({"w": torch.zeros(1), "hook": print}, tmp_path / "evil.pth")
+    with pytest.raises(ConfigError) as refused:
+        read_state_dict(tmp_path / "evil.pth")
+    assert "does not unpickle" in str(refused.value) and "weights_only" not in str(refused.value)

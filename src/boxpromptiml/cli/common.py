@@ -53,10 +53,13 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
 
 
 def report_failures(run: SampleRun, what: str) -> int:
-    """Print the failed samples (if any); exit code 1 when some failed, else 0."""
+    """Print the failed samples (if any). Exit code 1 when some failed, 2 when every one did (nothing was done:
+    that is an error, as for every command that stops on its inputs), else 0."""
     if not run.failures:
         return 0
-    print(f"{what}: {len(run.failures)} image(s) failed and were skipped:", file=sys.stderr)
+    nothing_done = not run.results and not run.skipped
+    print(f"{what}: error: no image could be processed ({len(run.failures)} failed):" if nothing_done else
+          f"{what}: {len(run.failures)} image(s) failed and were skipped:", file=sys.stderr)
     for name, why in run.failures.items():
         print(f"  {name}: {why}", file=sys.stderr)
-    return 1
+    return 2 if nothing_done else 1

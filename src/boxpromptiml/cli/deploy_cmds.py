@@ -135,8 +135,8 @@ def run_predict(args: argparse.Namespace) -> int:
     model_folder = [Path(args.model)] if args.model and Path(args.model).is_dir() else []  # never into the model
     check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()] + model_folder,
                        "output folder")
+    predictor = load_predictor(args.model, args.backend, args.device)  # first: a bad model leaves no folder
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
-    predictor = load_predictor(args.model, args.backend, args.device)
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
                            resolve_shard(args.shard), reports=args.report)
     print(f"predicted {len(result.results)} image(s) into {args.out}")

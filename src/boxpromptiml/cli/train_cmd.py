@@ -32,8 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--supervision", choices=[s.value for s in Supervision],
                    help="targets: pseudo (teacher masks, default), full (ground truth), box (filled boxes)")
     p.add_argument("--resize-masks", action="store_true",
-                   help="full supervision: resize masks whose size differs from their image (nearest neighbour) "
-                        "instead of skipping those images")
+                   help="full supervision: resize masks whose size differs from their image (nearest neighbour); "
+                        "without it such a sample is a failed draw, replaced by the next item and listed in "
+                        "skipped_samples.json (too many stop the run)")
     p.add_argument("--init", metavar="MODEL",
                    help="fine-tune: start from this model's weights and architecture instead of ImageNet's: "
                         "'shipped', a run folder or a model folder (optim.init). Its calibrated pixel threshold "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -54,7 +56,12 @@ def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - truncated zips, pickles with code, random bytes...
+    except pickle.UnpicklingError as exc:  # torch's own text invites loading with weights_only=False: never
+        unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" (it refers to {unsupported.group(1)})" if unsupported else ""
+        raise ConfigError(f"cannot read checkpoint {path}: it holds Python objects besides tensors{what}, which "
+                          "bpiml does not unpickle; save its state dict (or safetensors) instead") from None
+    except Exception as exc:  # noqa: BLE001 - truncated zips, random bytes...
         raise ConfigError(f"cannot read checkpoint {path}: not a complete PyTorch weights file ({exc})") from exc
     for wrapper in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
