@@ -286,3 +286,30 @@ def test_a_very_thin_strip_keeps_a_pixel_on_the_canvas():
     canvas = transform.image(np.zeros((10, 10000, 3), np.uint8), Normalize.UNIT, antialias=True)
     assert canvas.shape == (1, 3, 256, 256)
     assert transform.logits_to_image(torch.zeros(1, 1, 64, 64)).shape == (1, 10, 10000)
+
+
+def test_large_photos_are_segmented_at_a_bounded_working_size(monkeypatch):
+    import boxpromptiml.teachers.base as base
+
+    seen = []
+
+    class Recording(base.Teacher):
+        name = "recording"
+
+        def segment_boxes(self, image, boxes):
+            seen.append(image.shape[:2])
+            return np.ones((len(boxes), *image.shape[:2]), np.float32)
+
+        def describe(self):
+            return {"name": self.name}
+
+    monkeypatch.setattr(base, "WORK_SIDE", 64)
+    image = np.zeros((300, 400, 3), np.uint8)
+    box = Box(100, 50, 200, 250)
+    mask = Recording().segment(image, [box])
+    assert seen == [(48, 64)]  # the teacher saw the shrunk copy
+    assert mask.shape == (300, 400) and mask.dtype == np.float32
+    assert mask[:, :100].max() == 0 and mask[:50].max() == 0 and mask[:, 200:].max() == 0  # clipped to the box
+    assert mask[60:240, 110:190].min() > 0.99
+    hard = Recording(base.TeacherOptions(output=base.OutputKind.HARD)).segment(image, [box])
+    assert set(np.unique(hard)) <= {0.0, 1.0}

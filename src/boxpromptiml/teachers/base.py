@@ -2,6 +2,11 @@
 
 ``teacher.segment(image_rgb_uint8, boxes) -> float32 HxW in [0, 1]``: the union (pixel-wise
 maximum) of one mask per box, at the image's own size. Teachers never train.
+
+Photos with a longer side over ``WORK_SIDE`` are segmented on a copy shrunk to it, and the mask is
+scaled back up: SAM sees 256-1024 px anyway and GrabCut gains nothing from more pixels, while a
+12000 x 9000 photo at full size needed over 20 GB. Peak memory then stays near two full-size
+float32 maps (the output and its box clip).
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..boxes.simulate import boxes_to_mask
+from ..data.images import fit_within
 from ..data.samples import Box
 from ..errors import DataError
+
+WORK_SIDE = 2048  # teachers segment larger photos at this longer side (see the module docstring)
 
 BoxesLike = Sequence[Box] | np.ndarray
 
@@ -71,12 +80,26 @@ class Teacher(ABC):
         boxes = as_boxes(boxes, height, width)
         if not boxes:
             return np.zeros((height, width), np.float32)
+        if max(height, width) > WORK_SIDE:
+            return self._segment_shrunk(image, boxes)
         per_box = self.segment_boxes(image, boxes)
         if self.options.clip_to_box:
             per_box = per_box * np.stack([boxes_to_mask([b], (height, width)) for b in boxes])
         out = per_box.max(axis=0).astype(np.float32)
         if self.options.output is OutputKind.HARD:
             out = (out > 0.5).astype(np.float32)
+        return out
+
+    def _segment_shrunk(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        """:meth:`segment` of a large photo through a copy shrunk to ``WORK_SIDE``, scaled back to full size."""
+        height, width = image.shape[:2]
+        small, scale = fit_within(image, WORK_SIDE)
+        small_boxes = [Box(b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale) for b in boxes]
+        out = cv2.resize(self.segment(small, small_boxes), (width, height), interpolation=cv2.INTER_LINEAR)
+        if self.options.clip_to_box:  # the upscaled edge must not spill past a box
+            out *= boxes_to_mask(boxes, (height, width))
+        if self.options.output is OutputKind.HARD:
+            np.greater(out, 0.5, out=out, casting="unsafe")  # 0 / 1 again after interpolation, in place
         return out
 
     @abstractmethod
