@@ -159,3 +159,35 @@ def test_a_declared_oversized_upload_is_refused_before_parsing(toy):
     client = _client(toy, max_upload_mb=0.05)
     response = client.post("/api/inspect", files={"file": ("big.png", os.urandom(200_000), "image/png")})
     assert response.status_code == 413 and "upload limit" in response.json()["detail"]
+
+
+def test_a_photo_over_the_analysis_size_is_analysed_shrunk_and_mapped_at_full_size(toy):
+    client = _client(toy, analysis_pixels=3_000)
+    data = (toy / "Tp" / "toy_tp_000.png").read_bytes()  # 128 x 96
+    result = client.post("/api/inspect", files={"file": ("photo.png", data, "image/png")}).json()
+    assert (result["width"], result["height"]) == (128, 96)
+    assert result["analysed_width"] * result["analysed_height"] <= 3_000 and result["analysed_width"] < 128
+    full = client.get(f"/api/inspect/{result['id']}/map.png", params={"full": True})
+    assert Image.open(io.BytesIO(full.content)).size == (128, 96)
+
+
+def test_requests_take_turns_in_order_and_a_gone_client_is_not_analysed():
+    from boxpromptiml.app.server import run_in_turn
+
+    class Client:
+        def __init__(self, gone: bool) -> None:
+            self.gone = gone
+
+        async def is_disconnected(self) -> bool:
+            return self.gone
+
+    ran = []
+
+    async def scenario():
+        turn = asyncio.Lock()
+        jobs = [run_in_turn(turn, Client(gone=i == 1), lambda i=i: ran.append(i) or i) for i in range(4)]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert ran == [0, 2, 3]  # in arrival order, the gone client skipped
+    assert isinstance(results[1], HTTPException) and results[1].status_code == 499

@@ -7,6 +7,7 @@ refused. Uploads are capped in bytes and pixels before decoding. Nothing is unpi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -14,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +69,9 @@ class ServeSettings:
     max_pixels: int = 60_000_000  # larger photos are refused before they are decoded
     preview_side: int = 2048  # what the page is sent: enough to look at, light enough not to freeze it
     work_side: int = 1024  # the teacher works on images shrunk to this longer side
+    # Inspect analyses photos over this many pixels on a shrunk copy, so that one request's work is bounded
+    # (a 4000 x 3000 phone photo is analysed in full; `bpiml predict` always works at full resolution)
+    analysis_pixels: int = 16_000_000
     kept_results: int = 4  # analysed images kept in memory for the page (oldest dropped first)
 
 
@@ -80,6 +85,7 @@ class Analysis:
     score: float
     width: int
     height: int
+    analysed_size: tuple[int, int]  # (width, height) the model saw: smaller than the photo past analysis_pixels
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -190,11 +196,21 @@ class AppState:
 
     # -- analyses -----------------------------------------------------------------------------------
     def analyse(self, image: np.ndarray, name: str) -> tuple[str, Analysis]:
+        """The model's map of ``image``; photos over ``analysis_pixels`` go through a shrunk copy and the map is
+        scaled back, so that no request holds the model for long."""
+        height, width = image.shape[:2]
+        work = image
+        if height * width > self.settings.analysis_pixels:
+            work, _ = fit_within(image, int(max(height, width) * (self.settings.analysis_pixels / (height * width))
+                                             ** 0.5))
         with self._predict_lock:
-            prediction = self.predictor.predict(image)
+            prediction = self.predictor.predict(work)
         probability = probability_to_uint8(prediction.probability)
+        if work is not image:
+            probability = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
         preview, _ = fit_within(image, self.settings.preview_side)
-        analysis = Analysis(name, preview, probability, float(prediction.score), image.shape[1], image.shape[0])
+        analysis = Analysis(name, preview, probability, float(prediction.score), width, height,
+                            (work.shape[1], work.shape[0]))
         key = uuid.uuid4().hex
         with self._load_lock:
             self.analyses[key] = analysis
@@ -212,9 +228,19 @@ class AppState:
 
         decision = self.predictor.decision
         return {"id": key, "name": analysis.name, "width": analysis.width, "height": analysis.height,
+                "analysed_width": analysis.analysed_size[0], "analysed_height": analysis.analysed_size[1],
                 "score": round(analysis.score, 4), "verdict": verdict_text(analysis.score, decision),
                 "tampered": None if decision is None else analysis.score > decision.threshold,
                 "decision": None if decision is None else decision.to_dict()}
+
+
+async def run_in_turn(turn: asyncio.Lock, request: Request, work: Callable[[], Any]) -> Any:
+    """Run ``work`` (it uses the model) in a worker thread, one request at a time in arrival order (asyncio's
+    lock is fair, so no request starves); a request whose client left while it waited is dropped, not run."""
+    async with turn:
+        if await request.is_disconnected():
+            raise HTTPException(499, "the client left before its turn came; nothing was analysed")
+        return await run_in_threadpool(work)
 
 
 def _annotation_json(annotation: ImageAnnotation) -> dict[str, Any]:
@@ -230,6 +256,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(local_only(allowed_host_names(settings.host, settings.allow_hosts)))
     max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+    model_turn = asyncio.Lock()  # requests that run the student wait here, in arrival order
 
     @app.exception_handler(BPIMLError)
     def _library_error(request: Request, exc: BPIMLError) -> JSONResponse:
@@ -307,12 +334,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
                  len(saved.boxes), saved.seconds or 0.0, stats["accepted"], stats["images"], stats["mean_seconds"])
         return {"saved": _annotation_json(saved), "stats": stats, "first_to_do": notes.first_to_do()}
 
+    async def in_turn(request: Request, work: Callable[[], Any]) -> Any:
+        return await run_in_turn(model_turn, request, work)
+
     @app.get("/api/annotate/proposals")
-    def proposals(name: str = Query(...), threshold: float = Query(0.5, gt=0, lt=1)) -> dict[str, Any]:
-        image = state.read_sample(name)
-        _, analysis = state.analyse(image, name)
-        boxes = propose_boxes(analysis.probability.astype(np.float32) / 255.0, threshold)
-        return {"boxes": [b.to_xyxy() for b in boxes], "score": round(analysis.score, 4)}
+    async def proposals(request: Request, name: str = Query(...),
+                        threshold: float = Query(0.5, gt=0, lt=1)) -> dict[str, Any]:
+        def propose() -> dict[str, Any]:
+            _, analysis = state.analyse(state.read_sample(name), name)
+            boxes = propose_boxes(analysis.probability.astype(np.float32) / 255.0, threshold)
+            return {"boxes": [b.to_xyxy() for b in boxes], "score": round(analysis.score, 4)}
+
+        return await in_turn(request, propose)
 
     @app.post("/api/inspect")
     async def inspect_upload(request: Request) -> dict[str, Any]:
@@ -347,12 +380,18 @@ def create_app(settings: ServeSettings) -> FastAPI:
             key, analysis = state.analyse(image, shown)
             return state.describe_analysis(key, analysis)
 
-        return await run_in_threadpool(analyse_upload)
+        try:
+            return await in_turn(request, analyse_upload)
+        finally:
+            path.unlink(missing_ok=True)  # also when the request was dropped before its turn
 
     @app.post("/api/inspect/dataset")
-    def inspect_dataset(name: str = Query(...)) -> dict[str, Any]:
-        key, analysis = state.analyse(state.read_sample(name), name)
-        return state.describe_analysis(key, analysis)
+    async def inspect_dataset(request: Request, name: str = Query(...)) -> dict[str, Any]:
+        def analyse_sample() -> dict[str, Any]:
+            key, analysis = state.analyse(state.read_sample(name), name)
+            return state.describe_analysis(key, analysis)
+
+        return await in_turn(request, analyse_sample)
 
     @app.get("/api/inspect/{key}/image")
     def analysis_image(key: str) -> Response:
