@@ -286,3 +286,37 @@ def test_two_servers_on_one_box_file_keep_each_others_work(tmp_path):
     assert set(codes) == {200}
     coco = json.loads(boxes.read_text())
     assert len(coco["images"]) == 12 and len(coco["annotations"]) == 12
+
+
+def test_the_report_cites_the_file_model_and_software_and_shows_no_server_path(toy, tmp_path):
+    import hashlib
+
+    photo = np.asarray(Image.open(toy / "Tp" / "toy_tp_000.png").convert("RGB"))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0131] = "CameraMaker", "Model 7", "PhotoEditor 2.0"
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "JPEG", quality=85, exif=exif)
+    data = buffer.getvalue()
+    client = client_for(toy, None)
+    key = client.post("/api/inspect", files={"file": ("фото.jpg", data, "image/jpeg")}).json()["id"]
+    report = client.get(f"/api/inspect/{key}/report.html").text
+    assert hashlib.sha256(data).hexdigest() in report and f"{len(data):,} bytes" in report
+    assert "CameraMaker" in report and "PhotoEditor 2.0" in report and "JPEG tables" in report
+    assert "weights SHA-256" in report and "boxpromptiml" in report and "torch" in report
+    assert str(tmp_path) not in report and "/site-packages/" not in report
+    info = client.get("/api/info").json()
+    assert str(tmp_path) not in json.dumps(info)
+
+
+def test_the_report_bar_follows_the_verdict():
+    from boxpromptiml.deployment.report import render_report
+    from boxpromptiml.evaluation.calibration import ImageDecision
+
+    decision = ImageDecision(threshold=0.5, target_false_alarm_rate=0.05, false_alarm_rate=0.05, n_authentic=40,
+                             detection_rate=0.5, n_tampered=40, calibrated_on="val")
+    image, prob = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32), np.float32)
+    common = {"image_name": "x.png", "model": {"model": "/home/someone/models/run"}, "decision": decision}
+    assert 'class="verdict clear"' in render_report(image, prob, 0.2, **common)
+    flagged = render_report(image, prob, 0.9, **common)
+    assert 'class="verdict flagged"' in flagged and "/home/someone" not in flagged
+    assert 'class="verdict none"' in render_report(image, prob, 0.9, **{**common, "decision": None})

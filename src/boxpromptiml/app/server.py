@@ -34,6 +34,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from ..data.images import encode_png, fit_within, image_size, probability_to_uint8, read_image
 from ..data.readers import load_datasets
 from ..data.samples import Box, Dataset, Sample
+from ..deployment.provenance import FileFacts, file_facts
 from ..errors import BPIMLError, DataError
 from .annotations import AnnotationFile, ImageAnnotation
 from .interactive import BoxPrompter, propose_boxes
@@ -86,6 +87,7 @@ class Analysis:
     width: int
     height: int
     analysed_size: tuple[int, int]  # (width, height) the model saw: smaller than the photo past analysis_pixels
+    facts: FileFacts | None = None  # the file as received (hash, size, metadata) for the report
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -171,7 +173,7 @@ class AppState:
         if sample is None or self.folder is None:
             raise HTTPException(404, f"{name!r} is not an image of the dataset")
         if not sample.image.resolve().is_relative_to(self.folder):
-            raise HTTPException(403, f"{name!r} resolves outside the dataset folder {self.folder}; not served")
+            raise HTTPException(403, f"{name!r} resolves outside the dataset folder; not served")
         return sample
 
     def read(self, path: Path, shown_name: str) -> np.ndarray:
@@ -195,7 +197,7 @@ class AppState:
         return self.read(self.sample(name).image, name)
 
     # -- analyses -----------------------------------------------------------------------------------
-    def analyse(self, image: np.ndarray, name: str) -> tuple[str, Analysis]:
+    def analyse(self, image: np.ndarray, name: str, facts: FileFacts | None = None) -> tuple[str, Analysis]:
         """The model's map of ``image``; photos over ``analysis_pixels`` go through a shrunk copy and the map is
         scaled back, so that no request holds the model for long."""
         height, width = image.shape[:2]
@@ -210,7 +212,7 @@ class AppState:
             probability = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
         preview, _ = fit_within(image, self.settings.preview_side)
         analysis = Analysis(name, preview, probability, float(prediction.score), width, height,
-                            (work.shape[1], work.shape[0]))
+                            (work.shape[1], work.shape[0]), facts)
         key = uuid.uuid4().hex
         with self._load_lock:
             self.analyses[key] = analysis
@@ -274,10 +276,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/api/info")
     def info() -> dict[str, Any]:
         notes = state.annotations
-        return {"dataset": state.dataset.source if state.dataset else None,
+        # names, not the server's paths: the page may be seen by people who should not learn the file system
+        return {"dataset": ", ".join(Path(part).name for part in state.dataset.source.split(" + "))
+                if state.dataset else None,
                 "images": len(state.dataset) if state.dataset else 0,
-                "annotate": notes is not None, "boxes_file": settings.boxes,
-                "model": settings.model or "the shipped model", "teacher": settings.teacher,
+                "annotate": notes is not None, "boxes_file": Path(settings.boxes).name if settings.boxes else None,
+                "model": Path(settings.model).name if settings.model else "the shipped model",
+                "teacher": settings.teacher,
                 "stats": notes.stats() if notes else None, "first_to_do": notes.first_to_do() if notes else None,
                 "max_upload_mb": settings.max_upload_mb, "max_pixels": settings.max_pixels}
 
@@ -375,9 +380,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         def analyse_upload() -> dict[str, Any]:  # decoding and the model run off the event loop
             try:
                 image = state.read(path, shown)
+                facts = file_facts(path.read_bytes(), shown)
             finally:
                 path.unlink(missing_ok=True)
-            key, analysis = state.analyse(image, shown)
+            key, analysis = state.analyse(image, shown, facts)
             return state.describe_analysis(key, analysis)
 
         try:
@@ -388,7 +394,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.post("/api/inspect/dataset")
     async def inspect_dataset(request: Request, name: str = Query(...)) -> dict[str, Any]:
         def analyse_sample() -> dict[str, Any]:
-            key, analysis = state.analyse(state.read_sample(name), name)
+            image = state.read_sample(name)
+            key, analysis = state.analyse(image, name, file_facts(state.sample(name).image.read_bytes(), name))
             return state.describe_analysis(key, analysis)
 
         return await in_turn(request, analyse_sample)
@@ -424,7 +431,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         probability = analysis.probability.astype(np.float32) / 255.0
         page = render_report(analysis.preview, probability, analysis.score, image_name=analysis.name,
                              model=state.predictor.describe(), decision=state.predictor.decision,
-                             threshold=threshold, created=analysis.created)
+                             threshold=threshold, created=analysis.created, facts=analysis.facts,
+                             identity=state.predictor.identity())
         stem = Path(analysis.name).stem
         return Response(page, media_type="text/html",
                         headers={"Content-Disposition": content_disposition(f"{stem}_report.html"),

@@ -128,8 +128,11 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
             from .report import render_report
 
             score = prediction.score if prediction.score is not None else float(prediction.probability.max())
+            from .provenance import file_facts
+
             page = render_report(image, prediction.probability, score, image_name=path.name,
-                                 model=predictor.describe(), decision=predictor.decision, threshold=threshold)
+                                 model=predictor.describe(), decision=predictor.decision, threshold=threshold,
+                                 facts=file_facts(path.read_bytes(), path.name), identity=predictor.identity())
             write_bytes_atomic(out / "reports" / f"{path.stem}.html", page.encode("utf-8"))
         return prediction
 

@@ -28,11 +28,21 @@ class Predictor:
     """Wraps (never subclasses) a model for inference."""
 
     def __init__(self, runner: BatchRunner, config: StudentConfig, description: str = "",
-                 decision: ImageDecision | None = None) -> None:
+                 decision: ImageDecision | None = None, source: Path | None = None) -> None:
         self.predict_batch = runner
         self.config = config
         self.description = description
         self.decision = decision  # calibrated image-level threshold (bpiml calibrate), if the model has one
+        self.source = source  # the model folder or .onnx file it was loaded from (None: built in memory)
+        self._identity: dict[str, str] | None = None
+
+    def identity(self) -> dict[str, str]:
+        """The model by name and weights hash, for reports that others must be able to check (no paths)."""
+        if self._identity is None:
+            from .provenance import weights_identity
+
+            self._identity = weights_identity(self.source)
+        return self._identity
 
     @classmethod
     def from_student(cls, model: Student, description: str = "") -> Predictor:
@@ -48,7 +58,7 @@ class Predictor:
             prob, score = session.run(images.numpy())
             return torch.from_numpy(prob), torch.from_numpy(score) if score is not None else None
 
-        return cls(run, session.student_config, f"onnx:{path}")
+        return cls(run, session.student_config, f"onnx:{path}", source=Path(path))
 
     def describe(self) -> dict[str, object]:
         """What made the maps: the model's source, its student settings and its image-level decision."""
@@ -89,5 +99,6 @@ def load_predictor(model: PathLike | None, backend: str = "torch", device: str =
 
     student, _ = load_student(path)
     predictor = Predictor.from_student(student.to(resolve_device(device)), f"torch:{path}")
+    predictor.source = path
     predictor.decision = load_decision(path)
     return predictor
