@@ -52,7 +52,7 @@ def test_listing_info_and_dataset_images(toy, tmp_path):
     assert Image.open(io.BytesIO(response.content)).size == (128, 96)
     page = client.get("/")
     assert page.status_code == 200 and "annotate-canvas" in page.text
-    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/main.js").status_code == 200
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "Tp/../../../etc/passwd", "Gt/toy_tp_000.png",
@@ -320,3 +320,15 @@ def test_the_report_bar_follows_the_verdict():
     flagged = render_report(image, prob, 0.9, **common)
     assert 'class="verdict flagged"' in flagged and "/home/someone" not in flagged
     assert 'class="verdict none"' in render_report(image, prob, 0.9, **{**common, "decision": None})
+
+
+def test_prefetch_encodes_the_next_images_once_in_the_background(toy, tmp_path):
+    client = client_for(toy, tmp_path / "boxes.json")
+    state = client.app.state.bpiml
+    names = ["Tp/toy_tp_000.png", "Tp/toy_tp_001.png"]
+    response = client.post("/api/annotate/prefetch", json={"names": names})
+    assert response.status_code == 202 and response.json()["queued"] == names
+    assert client.post("/api/annotate/prefetch", json={"names": names}).json()["queued"] == []  # once each
+    state.background.submit(lambda: None).result(timeout=60)  # the worker has done the two before it
+    assert set(state.prompter._images) == set(names)  # at working size, ready for the first box
+    assert client.post("/api/annotate/prefetch", json={"names": ["../etc/passwd"]}).status_code == 404

@@ -94,7 +94,7 @@ def test_cross_site_writes_are_refused(toy, tmp_path):
 
 def test_every_answer_carries_the_security_headers(toy):
     client = _client(toy)
-    for path in ("/", "/api/info", "/static/app.js"):
+    for path in ("/", "/api/info", "/static/main.js"):
         headers = client.get(path).headers
         assert headers["content-security-policy"] == APP_POLICY and "frame-ancestors 'none'" in APP_POLICY
         assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"

@@ -43,29 +43,55 @@ def photos(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def server(photos, tmp_path_factory):
-    """The app (default teacher, shipped student) under uvicorn in a thread, on a pre-bound 127.0.0.1 socket."""
+def _serve(dataset: Path, boxes: Path, **settings):
+    """The app under uvicorn in a thread, on a pre-bound 127.0.0.1 socket; yields its URL, stops it after."""
     import uvicorn
 
     from boxpromptiml.app.server import ServeSettings, create_app
 
-    boxes = tmp_path_factory.mktemp("boxes") / "boxes.json"
-    app = create_app(ServeSettings(dataset=(str(photos),), boxes=str(boxes)))
+    app = create_app(ServeSettings(dataset=(str(dataset),), boxes=str(boxes), **settings))
     app.state.bpiml.warm_up()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not instance.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert instance.started, "uvicorn did not start"
-    yield {"url": f"http://127.0.0.1:{sock.getsockname()[1]}", "boxes": boxes, "photos": photos}
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(photos, tmp_path_factory):
+    """The app (default teacher, shipped student) on the demo photos."""
+    boxes = tmp_path_factory.mktemp("boxes") / "boxes.json"
+    for url in _serve(photos, boxes):
+        yield {"url": url, "boxes": boxes, "photos": photos}
+
+
+@pytest.fixture(scope="module")
+def broken_server(tmp_path_factory):
+    """Four tampered images, the first and the third unreadable (truncated), GrabCut as the (fast) teacher."""
+    from boxpromptiml.data.images import write_image
+
+    root = tmp_path_factory.mktemp("broken")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        mask = np.zeros((120, 160), np.uint8)
+        mask[30:80, 40:110] = 255
+        write_image(root / "Tp" / f"img{i}.png", image)
+        write_image(root / "Gt" / f"img{i}.png", mask)
+    for i in (0, 2):
+        path = root / "Tp" / f"img{i}.png"
+        path.write_bytes(path.read_bytes()[:80])
+    boxes = tmp_path_factory.mktemp("broken-boxes") / "boxes.json"
+    for url in _serve(root, boxes, teacher="grabcut"):
+        yield {"url": url, "boxes": boxes}
 
 
 def screenshot(page, name: str, tmp_path: Path) -> None:
@@ -166,3 +192,71 @@ def test_inspect_shows_the_heat_map(page, server, tmp_path):
     assert photo.name in text and "data:image/jpeg;base64," in text
     assert not refused, refused
     screenshot(page, "app_inspect.png", tmp_path)
+
+
+def test_unreadable_images_are_named_and_skipped_past(page, broken_server):
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(broken_server["url"] + "/?view=annotate")
+    page.wait_for_selector("body[data-ready='1']")
+    error = page.locator("#annotate-error")
+    expect(error).to_be_visible()  # the first image is unreadable: the page says so instead of staying blank
+    expect(error).to_contain_text("cannot open Tp/img0.png")
+    page.keyboard.press("n")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^2 / 4"))
+    expect(page.locator("#annotate-canvas")).to_be_visible()
+    page.keyboard.press("n")
+    expect(error).to_contain_text("img2.png")
+    page.keyboard.press("n")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^4 / 4"))
+    options = page.locator("#goto option").all_text_contents()
+    assert options[0].startswith("⚠") and options[2].startswith("⚠") and options[1].startswith("·"), options
+    page.select_option("#goto", "Tp/img1.png")  # the go-to list reaches any image
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^2 / 4"))
+
+
+def test_quick_enters_do_not_accept_a_tampered_image_without_a_box(page, broken_server):
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(broken_server["url"] + "/?view=annotate")
+    page.wait_for_selector("body[data-ready='1']")
+    page.select_option("#goto", "Tp/img3.png")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^4 / 4"))
+    for _ in range(3):
+        page.keyboard.press("Enter")
+    expect(page.locator("#annotate-status")).to_contain_text("has no box")
+    assert not broken_server["boxes"].exists() or "img3" not in broken_server["boxes"].read_text()
+    page.wait_for_timeout(700)
+    page.keyboard.press("Enter")  # deliberate: accepted without a box
+    expect(page.locator("#annotate-status")).to_contain_text("saved Tp/img3.png: 0 box(es)")
+    coco = json.loads(broken_server["boxes"].read_text())
+    assert [e["file_name"] for e in coco["images"]] == ["Tp/img3.png"] and coco["annotations"] == []
+
+
+def test_zoom_mask_toggle_help_and_a_box_inside_a_box(page, broken_server):
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(broken_server["url"] + "/?view=annotate")
+    page.wait_for_selector("body[data-ready='1']")
+    page.select_option("#goto", "Tp/img1.png")
+    expect(page.locator("#image-name")).to_have_text(re.compile(r"^2 / 4"))
+    canvas = page.locator("#annotate-canvas")
+    fitted = canvas.bounding_box()["width"]
+    assert fitted > 600  # a 160 px image is shown fitted to the page, not tiny
+    drag(page, "#annotate-canvas", (0.2, 0.2), (0.8, 0.8))
+    page.wait_for_selector("#annotate-canvas[data-mask-ready='1']", timeout=60_000)
+    page.keyboard.down("Alt")
+    drag(page, "#annotate-canvas", (0.4, 0.4), (0.6, 0.6))  # inside the first box: a new box, not a move
+    page.keyboard.up("Alt")
+    assert page.evaluate("annotate.boxes.length") == 2
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -300)
+    expect(page.locator("#zoom-value")).not_to_have_text("100%")
+    assert canvas.bounding_box()["width"] > fitted * 1.2
+    page.keyboard.press("0")
+    expect(page.locator("#zoom-value")).to_have_text("100%")
+    page.keyboard.press("m")
+    assert page.evaluate("document.getElementById('show-mask').checked") is False
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    expect(page.locator("#help")).to_contain_text("Alt + drag")
+    page.keyboard.press("Escape")
+    expect(page.locator("#help")).to_be_hidden()

@@ -313,3 +313,17 @@ def test_large_photos_are_segmented_at_a_bounded_working_size(monkeypatch):
     assert mask[60:240, 110:190].min() > 0.99
     hard = Recording(base.TeacherOptions(output=base.OutputKind.HARD)).segment(image, [box])
     assert set(np.unique(hard)) <= {0.0, 1.0}
+
+
+def test_warm_encodes_an_image_so_its_first_box_runs_only_the_decoder(monkeypatch):
+    teacher = create_teacher("litemedsam")
+    teacher.cache_embeddings(2)
+    calls = []
+    real = teacher.encode
+    monkeypatch.setattr(teacher, "encode", lambda canvas: calls.append(1) or real(canvas))
+    image = random_texture(np.random.default_rng(0), 96, 128)
+    teacher.warm(image)
+    assert len(calls) == 1
+    teacher.segment(image, [Box(10, 10, 60, 60)])
+    teacher.segment(image, [Box(30, 20, 90, 80)])
+    assert len(calls) == 1  # both boxes used the embedding computed ahead

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,10 @@ class SaveIn(BoxesIn):
     seconds: float = 0.0
 
 
+class PrefetchIn(BaseModel):
+    names: list[str] = Field(default_factory=list, max_length=4)
+
+
 def _boxes(rows: list[list[float]]) -> list[Box]:
     boxes = []
     for row in rows:
@@ -135,6 +140,9 @@ class AppState:
         self._load_lock = threading.Lock()
         self._predict_lock = threading.Lock()
         self.analyses: OrderedDict[str, Analysis] = OrderedDict()
+        # images encoded ahead of the annotator, by one background worker (the teacher runs one job at a time)
+        self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpiml-prefetch")
+        self.prefetched: set[str] = set()
         self.uploads = tempfile.TemporaryDirectory(prefix="bpiml-serve-")
 
     # -- models, loaded on first use so that the page opens at once --------------------------------
@@ -165,6 +173,14 @@ class AppState:
                 loaded.append(self.prompter)
         except BPIMLError as exc:  # the request that needs the model reports it
             log.warning("could not load a model: %s", exc)
+
+    def prefetch(self, name: str) -> None:
+        """Background: the teacher's embedding of a dataset image (errors are the open request's to report)."""
+        try:
+            self.prompter.prefetch(name, lambda: self.read_sample(name))
+        except Exception as exc:  # noqa: BLE001 - an unreadable image is reported when it is opened
+            self.prefetched.discard(name)
+            log.debug("prefetch of %s failed: %s", name, exc)
 
     # -- files --------------------------------------------------------------------------------------
     def sample(self, name: str) -> Sample:
@@ -325,6 +341,19 @@ def create_app(settings: ServeSettings) -> FastAPI:
         gray = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Response(encode_png(gray), media_type="image/png",
                         headers={"X-Elapsed-Ms": f"{(time.perf_counter() - start) * 1000:.0f}"})
+
+    @app.post("/api/annotate/prefetch", status_code=202)
+    def prefetch(body: PrefetchIn) -> dict[str, Any]:
+        """Encode these images in the background (the one just opened, then the next), one at a time."""
+        annotations()
+        queued = []
+        for name in body.names:
+            state.sample(name)
+            if name not in state.prefetched:
+                state.prefetched.add(name)
+                state.background.submit(state.prefetch, name)
+                queued.append(name)
+        return {"queued": queued}
 
     @app.post("/api/annotate/save")
     def save(body: SaveIn) -> dict[str, Any]:

@@ -162,6 +162,13 @@ class SamTeacher(Teacher):
         with torch.inference_mode():
             return torch.sigmoid(transform.logits_to_image(logits)).numpy()
 
+    def warm(self, image: np.ndarray) -> None:
+        """Compute and cache the image's embedding now (with a cache; whole-image encoding only), so that the first
+        box drawn on it later only runs the decoder."""
+        if self._embeddings_capacity and self.settings.crop_context is None:
+            self._embedding(image, CanvasTransform(image.shape[0], image.shape[1], self.model.input_size,
+                                                   self.settings.resize))
+
     def _embedding(self, image: np.ndarray, transform: CanvasTransform) -> torch.Tensor:
         """The image's embedding, from the cache when it holds this image (same pixels, same shape)."""
         if self._embeddings_capacity == 0:
