@@ -34,7 +34,10 @@ LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
                                           "JPEG on every sample (6,000 samples)"),
           ("finetune-nofa", "finetune-fa", "the false-alarm term in the fine-tuning"),
           ("method-synth-bf16", "method-synth", "bf16 autocast instead of fp32"),
-          ("copymove-nofa-long", "copymove-nofa", "20,000 samples instead of 10,000 for the copy-move recipe")]
+          ("copymove-nofa-long", "copymove-nofa", "20,000 samples instead of 10,000 for the copy-move recipe"),
+          ("synth-grid", "method-synth-bf16", "no colour jitter, crops on the JPEG grid, 14,000 samples (bf16 both)"),
+          ("jpeg-ghost", "synth-grid", "the JPEG compression-history branch"),
+          ("jpeg-ghost-seed1", "synth-grid-seed1", "the JPEG compression-history branch (seed 1)")]
 # (box-supervised row, its fully-supervised twin): the same recipe with the teacher's targets or the true masks
 SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short")]
 
