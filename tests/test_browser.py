@@ -194,10 +194,18 @@ def test_inspect_shows_the_heat_map(page, server, tmp_path):
     screenshot(page, "app_inspect.png", tmp_path)
 
 
-def test_unreadable_images_are_named_and_skipped_past(page, broken_server):
+def open_annotate(page, url: str, name: str | None = None, position: str | None = None) -> None:
+    """Annotate in a 1200 x 900 page; with ``name``, go to that image (shown as ``position``, e.g. "2 / 4")."""
     page.set_viewport_size({"width": 1200, "height": 900})
-    page.goto(broken_server["url"] + "/?view=annotate")
+    page.goto(url + "/?view=annotate")
     page.wait_for_selector("body[data-ready='1']")
+    if name is not None:
+        page.select_option("#goto", name)
+        expect(page.locator("#image-name")).to_have_text(re.compile(f"^{position}"))
+
+
+def test_unreadable_images_are_named_and_skipped_past(page, broken_server):
+    open_annotate(page, broken_server["url"])
     error = page.locator("#annotate-error")
     expect(error).to_be_visible()  # the first image is unreadable: the page says so instead of staying blank
     expect(error).to_contain_text("cannot open Tp/img0.png")
@@ -215,11 +223,7 @@ def test_unreadable_images_are_named_and_skipped_past(page, broken_server):
 
 
 def test_quick_enters_do_not_accept_a_tampered_image_without_a_box(page, broken_server):
-    page.set_viewport_size({"width": 1200, "height": 900})
-    page.goto(broken_server["url"] + "/?view=annotate")
-    page.wait_for_selector("body[data-ready='1']")
-    page.select_option("#goto", "Tp/img3.png")
-    expect(page.locator("#image-name")).to_have_text(re.compile(r"^4 / 4"))
+    open_annotate(page, broken_server["url"], "Tp/img3.png", "4 / 4")
     for _ in range(3):
         page.keyboard.press("Enter")
     expect(page.locator("#annotate-status")).to_contain_text("has no box")
@@ -232,11 +236,7 @@ def test_quick_enters_do_not_accept_a_tampered_image_without_a_box(page, broken_
 
 
 def test_zoom_mask_toggle_help_and_a_box_inside_a_box(page, broken_server):
-    page.set_viewport_size({"width": 1200, "height": 900})
-    page.goto(broken_server["url"] + "/?view=annotate")
-    page.wait_for_selector("body[data-ready='1']")
-    page.select_option("#goto", "Tp/img1.png")
-    expect(page.locator("#image-name")).to_have_text(re.compile(r"^2 / 4"))
+    open_annotate(page, broken_server["url"], "Tp/img1.png", "2 / 4")
     canvas = page.locator("#annotate-canvas")
     fitted = canvas.bounding_box()["width"]
     assert fitted > 600  # a 160 px image is shown fitted to the page, not tiny
