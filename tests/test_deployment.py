@@ -132,3 +132,16 @@ def test_overlays_of_large_photos_are_shrunk_for_viewing():
     assert small_prob[30, 50] == 1.0 and small_prob[5, 5] == 0.0
     same_image, same_prob = shrunk_for_viewing(image, prob, side=500)
     assert same_image is image and same_prob is prob
+
+
+def test_the_readme_export_then_predict_pair_works_on_a_run_folder(checkpoint, toy_dataset, tmp_path):
+    """`bpiml export --model RUN` then `bpiml predict --model RUN --backend onnx`, as README writes them."""
+    import shutil
+
+    run = tmp_path / "mine"
+    shutil.copytree(checkpoint, run / "best")
+    assert main(["export", "--model", str(run)]) == 0
+    assert (run / "best" / "student.onnx").is_file()
+    assert main(["predict", str(toy_dataset.tampered[0].image), "--model", str(run), "--backend", "onnx",
+                 "-o", str(tmp_path / "pred")]) == 0
+    assert main(["export"]) == 2  # the shipped model sits in the package: an --onnx file is needed

@@ -111,7 +111,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a student to ONNX (dynamic batch), checked against PyTorch",
                        description="The graph takes B x 3 x S x S RGB in [0, 1] and returns probabilities.")
     p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
-    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
+    p.add_argument("--onnx", metavar="OUT.onnx",
+                   help="file to write (default: student.onnx in the model's checkpoint folder, where "
+                        "bpiml predict --model RUN --backend onnx finds it; needed for the shipped model)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
     p.set_defaults(run=run_export)
 
@@ -193,11 +195,14 @@ def run_fit_verdict(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from ..deployment.export import export_onnx
-    from ..training.checkpoint import load_student
+    from ..training.checkpoint import checkpoint_folder, load_student
 
+    if args.onnx is None and args.model is None:
+        raise ConfigError("the shipped model lives inside the installed package: give --onnx OUT.onnx")
+    out = Path(args.onnx) if args.onnx else checkpoint_folder(args.model) / "student.onnx"
     model, _ = load_student(args.model or shipped_model_dir())
-    difference = export_onnx(model, args.onnx, args.opset)
-    print(f"wrote {args.onnx}; max |ONNX - PyTorch| on probabilities: {difference:.2e}")
+    difference = export_onnx(model, out, args.opset)
+    print(f"wrote {out}; max |ONNX - PyTorch| on probabilities: {difference:.2e}")
     if difference is not None and difference > 1e-4:
         raise ConfigError(f"ONNX output differs from PyTorch by {difference:.2e} (> 1e-4)")
     return 0

@@ -84,9 +84,14 @@ def load_predictor(model: PathLike | None, backend: str = "torch", device: str =
         model = shipped_model_dir()
     path = Path(model)
     if backend == "onnx":
-        onnx_file = path if path.suffix == ".onnx" else next(iter(sorted(path.glob("*.onnx"))), None)
+        from ..training.checkpoint import checkpoint_folder
+
+        # the file itself, or one in the folder or in a run's checkpoint folder (where bpiml export writes it)
+        candidates = [path] if path.suffix == ".onnx" else sorted(path.glob("*.onnx")) + sorted(
+            checkpoint_folder(path).glob("*.onnx"))
+        onnx_file = next(iter(candidates), None)
         if onnx_file is None or not onnx_file.is_file():
-            raise ConfigError(f"no .onnx file at {path}; make one with bpiml export")
+            raise ConfigError(f"no .onnx file at {path}; make one with bpiml export --model {path}")
         from .calibrate import load_decision
 
         predictor = Predictor.from_onnx(onnx_file)
