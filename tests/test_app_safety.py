@@ -144,12 +144,12 @@ def test_a_chunked_upload_is_read_only_up_to_the_cap():
 def test_an_image_whose_size_the_header_does_not_give_is_refused_undecoded(toy, tmp_path, monkeypatch):
     hdr = tmp_path / "x.hdr"
     assert cv2.imwrite(str(hdr), np.ones((40, 40, 3), np.float32))  # Radiance HDR: OpenCV reads it, Pillow cannot
-    import boxpromptiml.app.server as server
+    import boxpromptiml.app.state as state
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("the upload was decoded before its size was known")
 
-    monkeypatch.setattr(server, "read_image", no_decoding)
+    monkeypatch.setattr(state, "read_image", no_decoding)
     response = _client(toy).post("/api/inspect", files={"file": ("renamed.png", hdr.read_bytes(), "image/png")})
     assert response.status_code == 415 and "header" in response.json()["detail"], response.text
     assert "renamed.png" in response.json()["detail"]
@@ -172,7 +172,7 @@ def test_a_photo_over_the_analysis_size_is_analysed_shrunk_and_mapped_at_full_si
 
 
 def test_requests_take_turns_in_order_and_a_gone_client_is_not_analysed():
-    from boxpromptiml.app.server import run_in_turn
+    from boxpromptiml.app.state import run_in_turn
 
     class Client:
         def __init__(self, gone: bool) -> None:
