@@ -411,7 +411,7 @@ def test_the_shipped_model_is_an_init(prepared):
     assert config.student.encoder == shipped["encoder"] and config.student.pixel_threshold == 0.5
 
 
-def test_cli_train_init_and_device(prepared, base_run, tmp_path):
+def test_cli_train_init_and_device(prepared, base_run, tmp_path, capsys):
     from boxpromptiml.cli import main
 
     code = main(["train", "--out", str(tmp_path / "run"), "--train", prepared["dataset"], "--boxes", prepared["boxes"],
@@ -421,6 +421,23 @@ def test_cli_train_init_and_device(prepared, base_run, tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["optim"]["init"] == str(base_run) and saved["optim"]["device"] == "cpu"
     assert saved["student"]["width"] == 32
+    assert "no image threshold" in capsys.readouterr().out  # no validation data: said plainly, nothing carried over
+    assert not (tmp_path / "run" / "best" / "decision.json").exists()
+
+
+def test_fine_tuning_with_validation_data_sets_the_thresholds_again(prepared, base_run, toy_dataset, tmp_path,
+                                                                      capsys):
+    from boxpromptiml.cli import main
+    from boxpromptiml.deployment.calibrate import load_decision
+
+    code = main(["train", "--out", str(tmp_path / "run"), "--train", prepared["dataset"], "--boxes", prepared["boxes"],
+                 "--pseudo-labels", prepared["pl"], "--val", str(toy_dataset.root / "dataset.json"),
+                 "--set", "optim.epochs=1", "--set", "optim.workers=0", "--init", str(base_run)])
+    assert code in (0, 1)
+    out = capsys.readouterr().out
+    assert "thresholds set again on the validation data" in out and "authentic images flagged" in out
+    assert load_decision(tmp_path / "run") is not None  # an image threshold of its own
+    assert (tmp_path / "run" / "best" / "pixel_calibration.json").is_file()
 
 
 def test_a_loss_that_becomes_nan_stops_the_run_before_the_weights_take_it(prepared, tmp_path, monkeypatch):

@@ -153,23 +153,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from ..deployment.calibrate import calibrate_model, calibrate_pixel_threshold
-    from ..deployment.predictor import load_predictor
+    from ..deployment.calibrate import calibrate_folder
 
     _set_threads(args.threads)
-    model_dir = args.model or shipped_model_dir()
-    dataset = load_datasets(args.dataset)
-    if not args.keep_pixel_threshold:
-        if dataset.tampered:
-            print(calibrate_pixel_threshold(model_dir, dataset, device=args.device,
-                                            max_authentic_marked=args.max_authentic_marked).describe())
-        else:
-            print("no tampered image in the dataset: the pixel threshold is left as it is")
-    predictor = load_predictor(model_dir, device=args.device)
-    decision = calibrate_model(predictor, model_dir, dataset, args.false_alarm_rate, resave_jpeg=args.resave_jpeg)
-    detection = "n/a" if decision.detection_rate is None else f"{decision.detection_rate:.1%}"
-    print(f"threshold {decision.threshold:.4f}: {decision.false_alarm_rate:.1%} of {decision.n_authentic} authentic "
-          f"images flagged, {detection} of {decision.n_tampered} tampered; saved with the model in {model_dir}")
+    for line in calibrate_folder(args.model or shipped_model_dir(), load_datasets(args.dataset),
+                                 args.false_alarm_rate, keep_pixel_threshold=args.keep_pixel_threshold,
+                                 device=args.device, max_authentic_marked=args.max_authentic_marked,
+                                 resave_jpeg=args.resave_jpeg):
+        print(line)
     return 0
 
 

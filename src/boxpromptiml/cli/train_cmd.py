@@ -66,6 +66,22 @@ class _SourceOption(argparse.Action):
         sources[-1][key] = value
 
 
+def recalibrate_after_fine_tuning(config: TrainConfig, run_dir: Path) -> list[str]:
+    """A fine-tuned model's thresholds: its start model's no longer apply (training reset the pixel threshold to
+    0.5 and wrote no image threshold), so they are set again on the validation data, or the lines say plainly
+    that there is none to set them on."""
+    if not config.data.val:
+        return ["fine-tuned without validation data: the model's pixel threshold is 0.5 and it has no image "
+                "threshold (no verdict); the start model's thresholds do not apply to it. Set them with bpiml "
+                f"calibrate --model {run_dir} -d VAL.json -d AUTHENTIC.json"]
+    from ..data.readers import load_datasets
+    from ..deployment.calibrate import calibrate_folder
+
+    lines = calibrate_folder(run_dir, load_datasets(list(config.data.val)), device=config.optim.device,
+                             require_authentic=False)
+    return ["thresholds set again on the validation data (the start model's no longer apply):", *lines]
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_config(args.config, args.set).to_dict()
     data = settings["data"]
@@ -90,5 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(config, args.out)
     print(run_summary(result))
+    if config.optim.init is not None:
+        for line in recalibrate_after_fine_tuning(config, Path(args.out)):
+            print(line)
     # the README's rule: 1 = finished, but some inputs were skipped
     return 1 if result.skipped_images or result.skipped_samples else 0

@@ -109,3 +109,33 @@ def calibrate_pixel_threshold(model_dir: PathLike, dataset: Dataset, source: str
     write_json_atomic(folder / PIXEL_CALIBRATION_FILE, calibration.to_dict())
     write_json_atomic(folder / STUDENT_CONFIG, replace(model.config, pixel_threshold=chosen).to_dict())
     return calibration
+
+
+def calibrate_folder(model_dir: PathLike, dataset: Dataset, false_alarm_rate: float = 0.05, *,
+                     keep_pixel_threshold: bool = False, device: str = "cpu",
+                     max_authentic_marked: float | None = None, resave_jpeg: int | None = None,
+                     require_authentic: bool = True) -> list[str]:
+    """`bpiml calibrate`: the pixel threshold on ``dataset``'s tampered images (unless kept), then the image
+    threshold at ``false_alarm_rate`` on its authentic ones; returns the lines that say what was set, and why
+    something was not. Without authentic images the image threshold is an error, or (``require_authentic``
+    False, after fine-tuning) a line saying the model has none."""
+    lines = []
+    if keep_pixel_threshold:
+        pass
+    elif dataset.tampered:
+        lines.append(calibrate_pixel_threshold(model_dir, dataset, device=device,
+                                               max_authentic_marked=max_authentic_marked).describe())
+    else:
+        lines.append("no tampered image in the dataset: the pixel threshold is left as it is")
+    if not dataset.authentic and not require_authentic:
+        return [*lines, "no authentic image in the validation data: the model has no image threshold (no verdict); "
+                        "bpiml calibrate --model RUN -d VAL -d AUTHENTIC sets one"]
+    from .predictor import load_predictor
+
+    decision = calibrate_model(load_predictor(model_dir, device=device), model_dir, dataset, false_alarm_rate,
+                               resave_jpeg=resave_jpeg)
+    detection = "n/a" if decision.detection_rate is None else f"{decision.detection_rate:.1%}"
+    lines.append(f"threshold {decision.threshold:.4f}: {decision.false_alarm_rate:.1%} of {decision.n_authentic} "
+                 f"authentic images flagged, {detection} of {decision.n_tampered} tampered; saved with the model in "
+                 f"{model_dir}" + (f"; {decision.warning}" if decision.warning else ""))
+    return lines
