@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -332,3 +333,53 @@ def test_prefetch_encodes_the_next_images_once_in_the_background(toy, tmp_path):
     state.background.submit(lambda: None).result(timeout=60)  # the worker has done the two before it
     assert set(state.prompter._images) == set(names)  # at working size, ready for the first box
     assert client.post("/api/annotate/prefetch", json={"names": ["../etc/passwd"]}).status_code == 404
+
+
+def _wait_for_job(client, states=("done", "failed", "cancelled"), timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get("/api/train").json()["job"]
+        if job["state"] in states:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"the job did not finish: {job}")
+
+
+def test_train_on_my_boxes_adapts_a_model_that_inspect_can_use(toy, tmp_path):
+    client = client_for(toy, tmp_path / "boxes.json")
+    assert client.get("/api/train").json()["job"] is None
+    refused = client.post("/api/train", json={"epochs": 1, "samples_per_epoch": 8})
+    assert refused.status_code == 409 and "no saved box" in refused.json()["detail"]  # nothing annotated yet
+    assert client.get("/api/train").json()["job"] is None
+    for name in ("Tp/toy_tp_000.png", "Tp/toy_tp_001.png", "Tp/toy_tp_002.png"):
+        client.post("/api/annotate/save", json={"name": name, "boxes": [[20, 15, 90, 70]], "seconds": 5})
+    started = client.post("/api/train", json={"epochs": 1, "samples_per_epoch": 8})
+    assert started.status_code == 202, started.text
+    again = client.post("/api/train", json={"epochs": 1, "samples_per_epoch": 8})
+    assert again.status_code == 409 and "already running" in again.json()["detail"]  # one job at a time
+    job = _wait_for_job(client)
+    assert job["state"] == "done", job
+    assert job["progress"]["pseudo_masks"] == 3 and job["progress"]["epochs_done"] == 1
+    assert "no image threshold" in job["message"]  # toy boxes, no masks to validate on: said plainly
+    models = client.get("/api/models").json()["models"]
+    assert [m["id"] for m in models] == ["shipped", job["name"]]
+    data = (toy / "Tp" / "toy_tp_000.png").read_bytes()
+    adapted = client.post("/api/inspect", params={"model": job["name"]},
+                          files={"file": ("photo.png", data, "image/png")}).json()
+    shipped = client.post("/api/inspect", files={"file": ("photo.png", data, "image/png")}).json()
+    assert adapted["model"] == job["name"] and shipped["model"] == "shipped"
+    assert client.post("/api/inspect", params={"model": "job-nope"},
+                       files={"file": ("photo.png", data, "image/png")}).status_code == 404
+    report = client.get(f"/api/inspect/{adapted['id']}/report.html").text
+    assert "run" in report and "weights SHA-256" in report
+
+
+def test_a_training_job_can_be_cancelled_and_survives_a_new_server(toy, tmp_path):
+    client = client_for(toy, tmp_path / "boxes.json")
+    client.post("/api/annotate/save", json={"name": "Tp/toy_tp_000.png", "boxes": [[20, 15, 90, 70]]})
+    assert client.post("/api/train", json={"epochs": 50, "samples_per_epoch": 20_000}).status_code == 202
+    job = client.post("/api/train/cancel").json()
+    assert job["state"] == "cancelled"
+    assert client.post("/api/train/cancel").status_code == 409
+    again = client_for(toy, tmp_path / "boxes.json")  # a reload, or a restarted server, finds the job on disk
+    assert again.get("/api/train").json()["job"]["state"] == "cancelled"

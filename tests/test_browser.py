@@ -260,3 +260,34 @@ def test_zoom_mask_toggle_help_and_a_box_inside_a_box(page, broken_server):
     expect(page.locator("#help")).to_contain_text("Alt + drag")
     page.keyboard.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
+
+
+def test_train_on_my_boxes_then_inspect_with_the_adapted_model(page, tmp_path_factory):
+    """Draw boxes on 3 images, train with a tiny budget from the page, and see Inspect use the adapted model."""
+    from boxpromptiml.data.toy import make_toy_dataset
+
+    root = tmp_path_factory.mktemp("adapt")
+    make_toy_dataset(root / "toy", n_tampered=3, n_authentic=1, size=(96, 128))
+    boxes = root / "boxes.json"
+    for url in _serve(root / "toy", boxes, teacher="grabcut", job_epochs=1, job_samples_per_epoch=8):
+        open_annotate(page, url)
+        for position in ("1 / 4", "2 / 4", "3 / 4"):
+            expect(page.locator("#image-name")).to_have_text(re.compile(f"^{position}"))
+            if page.evaluate("annotate.row(annotate.name).tampered"):
+                drag(page, "#annotate-canvas", (0.2, 0.2), (0.7, 0.7))
+                page.wait_for_selector("#annotate-canvas[data-mask-ready='1']", timeout=60_000)
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(300)
+        page.click("#train")
+        expect(page.locator("#train-status")).to_have_attribute("data-state", "done", timeout=300_000)
+        page.reload()  # the finished job is found again after a reload
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#train-status")).to_contain_text("training done")
+        page.click("#tab-inspect")
+        expect(page.locator("#model-choice")).to_be_visible()
+        adapted = page.locator("#model-pick option").nth(1).get_attribute("value")
+        page.select_option("#model-pick", adapted)
+        page.select_option("#dataset-pick", "Tp/toy_tp_000.png")
+        expect(page.locator("#verdict")).to_have_attribute("data-model", adapted, timeout=120_000)
+        page.select_option("#model-pick", "shipped")  # before / after on the same photo
+        expect(page.locator("#verdict")).to_have_attribute("data-model", "shipped", timeout=120_000)

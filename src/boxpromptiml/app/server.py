@@ -31,6 +31,7 @@ from ..deployment.provenance import file_facts
 from ..errors import BPIMLError, DataError
 from .annotations import AnnotationFile, ImageAnnotation
 from .interactive import propose_boxes
+from .jobs import TrainJobSpec, cancel_job, job_status, jobs_of, running_job, start_job
 from .safety import (
     LOCAL_NAMES,
     MULTIPART_SLACK,
@@ -55,6 +56,11 @@ class BoxesIn(BaseModel):
 
 class SaveIn(BoxesIn):
     seconds: float = 0.0
+
+
+class TrainIn(BaseModel):
+    epochs: int | None = Field(None, ge=1, le=50)
+    samples_per_epoch: int | None = Field(None, ge=8, le=20_000)
 
 
 class PrefetchIn(BaseModel):
@@ -170,6 +176,50 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 queued.append(name)
         return {"queued": queued}
 
+    # -- "Train on my boxes" (app/jobs.py): one job at a time, its state on disk --------------------------------
+    def jobs_dir() -> Path:
+        annotations()
+        return state.jobs_dir
+
+    @app.post("/api/train", status_code=202)
+    def train_start(body: TrainIn) -> dict[str, Any]:
+        notes = annotations()
+        if not any(notes.get(name).boxes for name in notes.names):
+            raise HTTPException(409, "no saved box yet: draw boxes on a few tampered images and accept them first")
+        spec = TrainJobSpec(dataset=settings.dataset, boxes=str(settings.boxes), teacher=settings.teacher,
+                            checkpoint=settings.checkpoint, init=settings.model or "shipped",
+                            epochs=body.epochs or settings.job_epochs,
+                            samples_per_epoch=body.samples_per_epoch or settings.job_samples_per_epoch)
+        try:
+            job = start_job(jobs_dir(), spec)
+        except BPIMLError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return job_status(job)
+
+    @app.get("/api/train")
+    def train_status() -> dict[str, Any]:
+        jobs = jobs_of(jobs_dir())
+        return {"job": job_status(jobs[-1]) if jobs else None}
+
+    @app.post("/api/train/cancel")
+    def train_cancel() -> dict[str, Any]:
+        busy = running_job(jobs_dir())
+        if busy is None:
+            raise HTTPException(409, "no training job is running")
+        return cancel_job(busy)
+
+    @app.get("/api/models")
+    def models() -> dict[str, Any]:
+        """The models Inspect can use: the server's, and each finished job's adapted model."""
+        rows = [{"id": "shipped", "label": f"{Path(settings.model).name if settings.model else 'shipped model'}"}]
+        folder = state.jobs_dir
+        for job in jobs_of(folder) if folder is not None and folder.is_dir() else []:
+            status = job_status(job)
+            if status["model_ready"]:
+                rows.append({"id": job.name, "label": f"adapted ({job.name}, {status['spec']['epochs']} x "
+                                                      f"{status['spec']['samples_per_epoch']} samples)"})
+        return {"models": rows}
+
     @app.post("/api/annotate/save")
     def save(body: SaveIn) -> dict[str, Any]:
         notes = annotations()
@@ -197,7 +247,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         return await in_turn(request, propose)
 
     @app.post("/api/inspect")
-    async def inspect_upload(request: Request) -> dict[str, Any]:
+    async def inspect_upload(request: Request, model: str | None = Query(None)) -> dict[str, Any]:
         # read from the socket up to the cap, then parse: an UploadFile parameter would have the whole body
         # spooled to disk before this code runs, whatever its size
         body = await read_capped(request, max_bytes)
@@ -227,7 +277,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 facts = file_facts(path.read_bytes(), shown)
             finally:
                 path.unlink(missing_ok=True)
-            key, analysis = state.analyse(image, shown, facts)
+            key, analysis = state.analyse(image, shown, facts, model)
             return state.describe_analysis(key, analysis)
 
         try:
@@ -236,10 +286,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
             path.unlink(missing_ok=True)  # also when the request was dropped before its turn
 
     @app.post("/api/inspect/dataset")
-    async def inspect_dataset(request: Request, name: str = Query(...)) -> dict[str, Any]:
+    async def inspect_dataset(request: Request, name: str = Query(...), model: str | None = Query(None)
+                              ) -> dict[str, Any]:
         def analyse_sample() -> dict[str, Any]:
             image = state.read_sample(name)
-            key, analysis = state.analyse(image, name, file_facts(state.sample(name).image.read_bytes(), name))
+            key, analysis = state.analyse(image, name, file_facts(state.sample(name).image.read_bytes(), name),
+                                          model)
             return state.describe_analysis(key, analysis)
 
         return await in_turn(request, analyse_sample)
@@ -272,11 +324,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         from ..deployment.report import render_report
 
         analysis = state.analysis(key)
+        predictor = state.predictor_for(analysis.model)
         probability = analysis.probability.astype(np.float32) / 255.0
         page = render_report(analysis.preview, probability, analysis.score, image_name=analysis.name,
-                             model=state.predictor.describe(), decision=state.predictor.decision,
+                             model=predictor.describe(), decision=predictor.decision,
                              threshold=threshold, created=analysis.created, facts=analysis.facts,
-                             identity=state.predictor.identity())
+                             identity=predictor.identity())
         stem = Path(analysis.name).stem
         return Response(page, media_type="text/html",
                         headers={"Content-Disposition": content_disposition(f"{stem}_report.html"),

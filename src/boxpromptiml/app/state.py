@@ -53,6 +53,10 @@ class ServeSettings:
     # Inspect analyses photos over this many pixels on a shrunk copy, so that one request's work is bounded
     # (a 4000 x 3000 phone photo is analysed in full; `bpiml predict` always works at full resolution)
     analysis_pixels: int = 16_000_000
+    # "Train on my boxes" writes its jobs here (None: BOXES-training/ beside the box file); see app/jobs.py
+    jobs_dir: str | None = None
+    job_epochs: int = 3  # the fine-tuning budget of a job: epochs x samples
+    job_samples_per_epoch: int = 200
     kept_results: int = 4  # analysed images kept in memory for the page (oldest dropped first)
 
 
@@ -68,6 +72,7 @@ class Analysis:
     height: int
     analysed_size: tuple[int, int]  # (width, height) the model saw: smaller than the photo past analysis_pixels
     facts: FileFacts | None = None  # the file as received (hash, size, metadata) for the report
+    model: str = "shipped"  # which model made the map: "shipped" (the server's) or a training job's name
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -87,6 +92,7 @@ class AppState:
             listed = [str(s.image.absolute().parent) for s in self.dataset]
             self.folder = Path(os.path.commonpath(listed)).resolve()
         self._predictor = None
+        self._adapted: dict[str, Any] = {}  # training job name -> its predictor (loaded on first use)
         self._prompter: BoxPrompter | None = None
         self._load_lock = threading.Lock()
         self._predict_lock = threading.Lock()
@@ -105,6 +111,32 @@ class AppState:
 
                 self._predictor = load_predictor(self.settings.model)
             return self._predictor
+
+    @property
+    def jobs_dir(self) -> Path | None:
+        if self.settings.jobs_dir:
+            return Path(self.settings.jobs_dir)
+        if self.settings.boxes:
+            boxes = Path(self.settings.boxes)
+            return boxes.with_name(f"{boxes.stem}-training")
+        return None
+
+    def predictor_for(self, model: str | None) -> Any:
+        """The server's model ("shipped" or None), or the adapted model of a finished training job."""
+        if model in (None, "", "shipped"):
+            return self.predictor
+        from .jobs import job_status
+
+        job_dir = self.jobs_dir / model if self.jobs_dir is not None else None
+        if job_dir is None or "/" in model or not (job_dir / "job.json").is_file() \
+                or not job_status(job_dir)["model_ready"]:
+            raise HTTPException(404, f"no adapted model {model!r} (train one with 'Train on my boxes')")
+        with self._load_lock:
+            if model not in self._adapted:
+                from ..deployment.predictor import load_predictor
+
+                self._adapted = {model: load_predictor(job_dir / "run")}  # one adapted model in memory
+            return self._adapted[model]
 
     @property
     def prompter(self) -> BoxPrompter:
@@ -164,7 +196,8 @@ class AppState:
         return self.read(self.sample(name).image, name)
 
     # -- analyses -----------------------------------------------------------------------------------
-    def analyse(self, image: np.ndarray, name: str, facts: FileFacts | None = None) -> tuple[str, Analysis]:
+    def analyse(self, image: np.ndarray, name: str, facts: FileFacts | None = None,
+                model: str | None = None) -> tuple[str, Analysis]:
         """The model's map of ``image``; photos over ``analysis_pixels`` go through a shrunk copy and the map is
         scaled back, so that no request holds the model for long."""
         height, width = image.shape[:2]
@@ -172,14 +205,15 @@ class AppState:
         if height * width > self.settings.analysis_pixels:
             work, _ = fit_within(image, int(max(height, width) * (self.settings.analysis_pixels / (height * width))
                                              ** 0.5))
+        predictor = self.predictor_for(model)
         with self._predict_lock:
-            prediction = self.predictor.predict(work)
+            prediction = predictor.predict(work)
         probability = probability_to_uint8(prediction.probability)
         if work is not image:
             probability = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
         preview, _ = fit_within(image, self.settings.preview_side)
         analysis = Analysis(name, preview, probability, float(prediction.score), width, height,
-                            (work.shape[1], work.shape[0]), facts)
+                            (work.shape[1], work.shape[0]), facts, model or "shipped")
         key = uuid.uuid4().hex
         with self._load_lock:
             self.analyses[key] = analysis
@@ -195,12 +229,12 @@ class AppState:
     def describe_analysis(self, key: str, analysis: Analysis) -> dict[str, Any]:
         from ..deployment.report import verdict_text
 
-        decision = self.predictor.decision
+        decision = self.predictor_for(analysis.model).decision
         return {"id": key, "name": analysis.name, "width": analysis.width, "height": analysis.height,
                 "analysed_width": analysis.analysed_size[0], "analysed_height": analysis.analysed_size[1],
                 "score": round(analysis.score, 4), "verdict": verdict_text(analysis.score, decision),
                 "tampered": None if decision is None else analysis.score > decision.threshold,
-                "decision": None if decision is None else decision.to_dict()}
+                "decision": None if decision is None else decision.to_dict(), "model": analysis.model}
 
 
 async def run_in_turn(turn: asyncio.Lock, request: Request, work: Callable[[], Any]) -> Any:

@@ -4,7 +4,7 @@
 import {$, api, drawColourScale, grayValues, loadImage, overlayCanvas} from "./common.js";
 
 export const inspect = {
-  result: null, image: null, gray: null, limits: null,
+  result: null, image: null, gray: null, limits: null, lastRequest: null,
 
   async analyse(request, label) {
     $("inspect-status").textContent = `analysing ${label}…`;
@@ -25,6 +25,7 @@ export const inspect = {
       $("inspect-status").textContent =
         `${result.name}: ${result.width} x ${result.height}, analysed in ${seconds} s${shrunk}`;
       $("verdict").textContent = result.verdict;
+      $("verdict").dataset.model = result.model;
       $("verdict").classList.toggle("tampered", result.tampered === true);
       this.render();
     } catch (error) {
@@ -57,26 +58,61 @@ export const inspect = {
     }
   },
 
+  // the model the maps come from: the server's, or an adapted one from "Train on my boxes"
+  modelQuery() {
+    const model = $("model-pick").value;
+    return model && model !== "shipped" ? `model=${encodeURIComponent(model)}` : "";
+  },
+
+  async loadModels() {
+    const {models} = await (await api("/api/models")).json();
+    const select = $("model-pick"), chosen = select.value;
+    select.replaceChildren();
+    for (const model of models) {
+      const option = document.createElement("option");
+      option.value = model.id; option.textContent = model.label;
+      select.appendChild(option);
+    }
+    if (models.some((m) => m.id === chosen)) select.value = chosen;
+    $("model-choice").classList.toggle("hidden", models.length < 2);
+  },
+
+  again() {  // the same photo with the other model (before / after)
+    if (this.lastRequest) this.analyse(this.lastRequest.build(), this.lastRequest.label);
+  },
+
   upload(file) {
     if (!file) return;
     if (this.limits && file.size > this.limits.max_upload_mb * 1024 * 1024) {
       $("inspect-status").textContent = `error: ${file.name} is over the server's limit of ${this.limits.max_upload_mb} MB`;
       return;
     }
-    const form = new FormData();
-    form.append("file", file);
-    this.analyse({url: "/api/inspect", options: {method: "POST", body: form}}, file.name);
+    const build = () => {
+      const form = new FormData();
+      form.append("file", file);
+      const query = this.modelQuery();
+      return {url: "/api/inspect" + (query ? `?${query}` : ""), options: {method: "POST", body: form}};
+    };
+    this.lastRequest = {build, label: file.name};
+    this.analyse(build(), file.name);
   },
 
   bind() {
     $("file-input").addEventListener("change", (e) => this.upload(e.target.files[0]));
     $("dataset-pick").addEventListener("change", (e) => {
       if (e.target.value) {
-        this.analyse({url: `/api/inspect/dataset?name=${encodeURIComponent(e.target.value)}`,
-                      options: {method: "POST"}}, e.target.value);
+        const name = e.target.value;
+        const build = () => {
+          const query = this.modelQuery();
+          return {url: `/api/inspect/dataset?name=${encodeURIComponent(name)}` + (query ? `&${query}` : ""),
+                  options: {method: "POST"}};
+        };
+        this.lastRequest = {build, label: name};
+        this.analyse(build(), name);
       }
     });
     for (const id of ["inspect-mode", "opacity", "threshold"]) $(id).addEventListener("input", () => this.render());
+    $("model-pick").addEventListener("change", () => this.again());
     const dropZone = $("drop-zone");
     dropZone.addEventListener("dragover", (e) => { e.preventDefault(); dropZone.classList.add("dragover"); });
     dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragover"));

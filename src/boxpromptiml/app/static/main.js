@@ -2,7 +2,7 @@
 // Plain JavaScript modules and canvases; every model call goes to the server's JSON API.
 "use strict";
 
-import {annotate, showStats} from "./annotate.js";
+import {annotate, showStats, training} from "./annotate.js";
 import {$, api} from "./common.js";
 import {inspect} from "./inspect.js";
 
@@ -20,6 +20,8 @@ async function start() {
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showView(tab.dataset.view));
   inspect.bind();
   annotate.bind();
+  training.bind();
+  training.onModelReady = () => inspect.loadModels();
   try {
     const info = await (await api("/api/info")).json();
     inspect.limits = info;
@@ -39,6 +41,8 @@ async function start() {
       $("dataset-pick").appendChild(option);
     }
     showStats(info.stats);
+    await inspect.loadModels();
+    if (info.annotate) training.poll();  // a job started before a reload is picked up again
     const wanted = new URLSearchParams(location.search).get("view");
     showView(wanted === "annotate" || (!wanted && info.annotate) ? "annotate" : "inspect");
   } catch (error) {
