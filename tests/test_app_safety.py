@@ -117,6 +117,14 @@ def test_files_with_non_latin_names_download(toy):
     assert content_disposition("photo_map.png") == 'attachment; filename="photo_map.png"'
 
 
+def _run(coroutine):
+    """Run a coroutine on its own loop in another thread (a browser test may leave this thread's loop running)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _streaming_request(chunks: list[bytes], consumed: list[int], headers: list[tuple[bytes, bytes]] = ()) -> Request:
     async def receive():
         if consumed[0] < len(chunks):
@@ -130,15 +138,15 @@ def _streaming_request(chunks: list[bytes], consumed: list[int], headers: list[t
 def test_a_chunked_upload_is_read_only_up_to_the_cap():
     chunks, consumed = [b"x" * 65536] * 1000, [0]  # 64 MB announced by no Content-Length
     with pytest.raises(HTTPException) as refused:
-        asyncio.run(read_capped(_streaming_request(chunks, consumed), max_bytes=256 * 1024))
+        _run(read_capped(_streaming_request(chunks, consumed), max_bytes=256 * 1024))
     assert refused.value.status_code == 413 and "upload limit" in refused.value.detail
     assert consumed[0] <= 6  # 256 KB + the form's slack, not 64 MB
     declared, none_read = [0], [b"x"]
     with pytest.raises(HTTPException):
-        asyncio.run(read_capped(_streaming_request(none_read, declared, [(b"content-length", b"999999999")]), 1024))
+        _run(read_capped(_streaming_request(none_read, declared, [(b"content-length", b"999999999")]), 1024))
     assert declared[0] == 0  # refused on the declared length, before reading anything
     small = [0]
-    assert asyncio.run(read_capped(_streaming_request([b"ab", b"cd"], small), 1024)) == b"abcd"
+    assert _run(read_capped(_streaming_request([b"ab", b"cd"], small), 1024)) == b"abcd"
 
 
 def test_an_image_whose_size_the_header_does_not_give_is_refused_undecoded(toy, tmp_path, monkeypatch):
@@ -188,6 +196,6 @@ def test_requests_take_turns_in_order_and_a_gone_client_is_not_analysed():
         jobs = [run_in_turn(turn, Client(gone=i == 1), lambda i=i: ran.append(i) or i) for i in range(4)]
         return await asyncio.gather(*jobs, return_exceptions=True)
 
-    results = asyncio.run(scenario())
+    results = _run(scenario())
     assert ran == [0, 2, 3]  # in arrival order, the gone client skipped
     assert isinstance(results[1], HTTPException) and results[1].status_code == 499
