@@ -372,6 +372,13 @@ def test_train_on_my_boxes_adapts_a_model_that_inspect_can_use(toy, tmp_path):
                        files={"file": ("photo.png", data, "image/png")}).status_code == 404
     report = client.get(f"/api/inspect/{adapted['id']}/report.html").text
     assert "run" in report and "weights SHA-256" in report
+    proposals = client.get("/api/annotate/proposals", params={"name": "Tp/toy_tp_000.png", "threshold": 0.01})
+    assert proposals.json()["model"] == job["name"]  # proposals come from the adapted model now
+    deadline = time.monotonic() + 120
+    while not (order := client.get("/api/annotate/order", params={"by": "disagreement"}).json())["ready"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert order["model"] == job["name"] and len(order["names"]) == 4
 
 
 def test_a_training_job_can_be_cancelled_and_survives_a_new_server(toy, tmp_path):
@@ -383,3 +390,25 @@ def test_a_training_job_can_be_cancelled_and_survives_a_new_server(toy, tmp_path
     assert client.post("/api/train/cancel").status_code == 409
     again = client_for(toy, tmp_path / "boxes.json")  # a reload, or a restarted server, finds the job on disk
     assert again.get("/api/train").json()["job"]["state"] == "cancelled"
+
+
+def test_annotation_orders_put_what_teaches_most_first(toy, tmp_path):
+    from boxpromptiml.app.ordering import disagreement, ranked, uncertainty
+
+    sure, coin = np.zeros((50, 50), np.float32), np.full((50, 50), 0.5, np.float32)
+    assert uncertainty(sure) == 0 and uncertainty(coin) == pytest.approx(1.0)
+    spot = sure.copy()
+    spot[:5, :5] = 0.5  # one doubtful region in a clean map still counts
+    assert uncertainty(spot) > 0.9 and disagreement(sure, spot) == pytest.approx(0.5)
+    assert ranked(["a", "b", "c"], {"b": 0.9, "a": 0.1}) == ["b", "a", "c"]
+    client = client_for(toy, tmp_path / "boxes.json")
+    assert client.get("/api/annotate/order", params={"by": "dataset"}).json()["ready"]
+    assert client.get("/api/annotate/order", params={"by": "disagreement"}).status_code == 409  # no adapted model
+    assert client.get("/api/annotate/order", params={"by": "nonsense"}).status_code == 422
+    deadline = time.monotonic() + 120
+    while not (order := client.get("/api/annotate/order", params={"by": "uncertainty"}).json())["ready"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert sorted(order["names"]) == sorted(client.get("/api/dataset").json()["images"][i]["name"] for i in range(4))
+    scores = client.app.state.bpiml.order_scores[("uncertainty", "shipped")]
+    assert [scores[n] for n in order["names"]] == sorted(scores.values(), reverse=True)

@@ -283,6 +283,8 @@ def test_train_on_my_boxes_then_inspect_with_the_adapted_model(page, tmp_path_fa
         page.reload()  # the finished job is found again after a reload
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("#train-status")).to_contain_text("training done")
+        page.select_option("#order", "disagreement")  # where the adapted and the server's model differ most
+        expect(page.locator("#annotate-status")).to_contain_text("order: disagreement", timeout=120_000)
         page.click("#tab-inspect")
         expect(page.locator("#model-choice")).to_be_visible()
         adapted = page.locator("#model-pick option").nth(1).get_attribute("value")

@@ -32,6 +32,7 @@ from ..errors import BPIMLError, DataError
 from .annotations import AnnotationFile, ImageAnnotation
 from .interactive import propose_boxes
 from .jobs import TrainJobSpec, cancel_job, job_status, jobs_of, running_job, start_job
+from .ordering import ORDERS, ranked
 from .safety import (
     LOCAL_NAMES,
     MULTIPART_SLACK,
@@ -220,6 +221,27 @@ def create_app(settings: ServeSettings) -> FastAPI:
                                                       f"{status['spec']['samples_per_epoch']} samples)"})
         return {"models": rows}
 
+    @app.get("/api/annotate/order")
+    def annotation_order(by: str = Query("dataset")) -> dict[str, Any]:
+        """The dataset's images in the order ``by`` (dataset | uncertainty | disagreement); scoring starts in the
+        background on the first call and the answer says how far it got (the page asks again)."""
+        notes = annotations()
+        if by not in ORDERS:
+            raise HTTPException(422, f"unknown order {by!r}; known: {', '.join(ORDERS)}")
+        if by == "dataset":
+            return {"by": by, "names": notes.names, "scored": len(notes.names), "total": len(notes.names),
+                    "ready": True}
+        model = state.latest_adapted()
+        if by == "disagreement" and model is None:
+            raise HTTPException(409, "disagreement needs an adapted model: use 'Train on my boxes' first")
+        key = (by, model or "shipped")
+        if key not in state.order_scores:
+            state.order_scores[key] = {}
+            state.background.submit(state.score_order, by, model)
+        scores = dict(state.order_scores[key])
+        return {"by": by, "model": model or "shipped", "names": ranked(notes.names, scores), "scored": len(scores),
+                "total": len(notes.names), "ready": len(scores) == len(notes.names)}
+
     @app.post("/api/annotate/save")
     def save(body: SaveIn) -> dict[str, Any]:
         notes = annotations()
@@ -239,10 +261,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/api/annotate/proposals")
     async def proposals(request: Request, name: str = Query(...),
                         threshold: float = Query(0.5, gt=0, lt=1)) -> dict[str, Any]:
-        def propose() -> dict[str, Any]:
-            _, analysis = state.analyse(state.read_sample(name), name)
+        def propose() -> dict[str, Any]:  # from the adapted model once there is one: it has seen these boxes
+            model = state.latest_adapted()
+            _, analysis = state.analyse(state.read_sample(name), name, model=model)
             boxes = propose_boxes(analysis.probability.astype(np.float32) / 255.0, threshold)
-            return {"boxes": [b.to_xyxy() for b in boxes], "score": round(analysis.score, 4)}
+            return {"boxes": [b.to_xyxy() for b in boxes], "score": round(analysis.score, 4),
+                    "model": model or "shipped"}
 
         return await in_turn(request, propose)
 

@@ -100,6 +100,8 @@ class AppState:
         # images encoded ahead of the annotator, by one background worker (the teacher runs one job at a time)
         self.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpiml-prefetch")
         self.prefetched: set[str] = set()
+        # annotation orders (app/ordering.py): (order, model) -> {image name: score}, filled in the background
+        self.order_scores: dict[tuple[str, str], dict[str, float]] = {}
         self.uploads = tempfile.TemporaryDirectory(prefix="bpiml-serve-")
 
     # -- models, loaded on first use so that the page opens at once --------------------------------
@@ -164,6 +166,34 @@ class AppState:
         except Exception as exc:  # noqa: BLE001 - an unreadable image is reported when it is opened
             self.prefetched.discard(name)
             log.debug("prefetch of %s failed: %s", name, exc)
+
+    def latest_adapted(self) -> str | None:
+        """The newest training job whose adapted model is ready (proposals and orders use it), or None."""
+        from .jobs import job_status, jobs_of
+
+        folder = self.jobs_dir
+        ready = [j.name for j in jobs_of(folder) if job_status(j)["model_ready"]] if folder and folder.is_dir() else []
+        return ready[-1] if ready else None
+
+    def score_order(self, order: str, model: str | None) -> None:
+        """Background: score every dataset image for ``order`` (see app/ordering.py), filling ``order_scores``."""
+        from .ordering import score_image
+
+        scores = self.order_scores.setdefault((order, model or "shipped"), {})
+        server = self.predictor
+        adapted = self.predictor_for(model) if model else None
+        main = adapted if order == "uncertainty" and adapted is not None else server
+        for name in self._by_name:
+            if name in scores:
+                continue
+            try:
+                image = self.read_sample(name)
+                with self._predict_lock:
+                    scores[name] = score_image(image, order, lambda x: main.predict(x).probability,
+                                               (lambda x: adapted.predict(x).probability) if adapted else None)
+            except Exception as exc:  # noqa: BLE001 - an unreadable image stays at the end of the order
+                log.debug("order %s: %s skipped: %s", order, name, exc)
+                scores[name] = float("-inf")
 
     # -- files --------------------------------------------------------------------------------------
     def sample(self, name: str) -> Sample:

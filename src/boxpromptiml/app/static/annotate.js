@@ -24,7 +24,7 @@ export const annotate = {
   fillGoTo() {
     const select = $("goto");
     select.replaceChildren();
-    this.rows.forEach((row, i) => {
+    this.names.map((name) => this.row(name)).forEach((row, i) => {
       const option = document.createElement("option");
       option.value = row.name;
       const mark = row.unreadable ? "⚠" : row.accepted ? "✓" : "·";
@@ -163,7 +163,8 @@ export const annotate = {
     try {
       const result = await (await api(`/api/annotate/proposals?name=${encodeURIComponent(this.name)}`)).json();
       this.change(() => { this.boxes = this.boxes.concat(result.boxes); });
-      this.setStatus(`the student proposed ${result.boxes.length} box(es) (image score ${result.score.toFixed(2)})`);
+      this.setStatus(`the ${result.model === "shipped" ? "server's" : "adapted"} model proposed ` +
+                     `${result.boxes.length} box(es) (image score ${result.score.toFixed(2)})`);
     } catch (error) {
       this.setStatus(`error: ${error.message}`);
     }
@@ -364,6 +365,29 @@ export const annotate = {
 
   toggleHelp() { $("help").classList.toggle("hidden"); },
 
+  // the order Next / Prev and the go-to list follow: the dataset's, or what teaches most (app/ordering.py)
+  async setOrder(by) {
+    try {
+      for (;;) {
+        const order = await (await api(`/api/annotate/order?by=${encodeURIComponent(by)}`)).json();
+        if ($("order").value !== by) return;  // another order was chosen meanwhile
+        if (order.ready) {
+          this.names = order.names;
+          this.fillGoTo();
+          const done = by === "dataset" ? "" : ` (${order.model} model; the first is the one to annotate next)`;
+          this.setStatus(`order: ${by}${done}`);
+          if (by !== "dataset") await this.open(this.names.find((n) => !this.row(n).accepted) || this.names[0]);
+          return;
+        }
+        this.setStatus(`scoring the images for the ${by} order: ${order.scored} of ${order.total}…`, true);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    } catch (error) {
+      this.setStatus(`order: ${error.message}`);
+      $("order").value = "dataset";
+    }
+  },
+
   bind() {
     const canvas = $("annotate-canvas");
     canvas.addEventListener("mousedown", (e) => this.mouseDown(e));
@@ -385,6 +409,7 @@ export const annotate = {
       this.open(e.target.value);
     });
     for (const id of ["show-mask", "mask-opacity"]) $(id).addEventListener("input", () => this.draw());
+    $("order").addEventListener("change", (e) => this.setOrder(e.target.value));
     document.addEventListener("visibilitychange", () => {
       if (document.hidden) this.hiddenSince = performance.now();
       else if (this.hiddenSince !== null) { this.hiddenMs += performance.now() - this.hiddenSince; this.hiddenSince = null; }
