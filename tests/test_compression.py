@@ -120,3 +120,13 @@ def test_native_crops_start_on_the_grid_asked_for():
         crop_rows, _, crop_cols = native_crop([rows, target, cols], 128, rng, grid=8)
         assert crop_rows.shape == (128, 128)
         assert crop_rows[0, 0] % 8 == 0 and crop_cols[0, 0] % 8 == 0
+
+
+def test_fine_tuning_a_model_with_the_branch_keeps_its_augmentation_valid(tmp_path):
+    from boxpromptiml.training.checkpoint import save_checkpoint
+    from boxpromptiml.training.init_from import adopt_init_architecture
+
+    model = build_student(StudentConfig(encoder_init="random", resolution="native", compression_traces=True))
+    folder = save_checkpoint(tmp_path / "model", model, {"epoch": 0})
+    config = adopt_init_architecture(load_config(overrides=[f"optim.init={folder}"]))  # default augment: jitter
+    assert config.student.compression_traces and config.augment.colour == 0 and config.augment.crop_grid == 8

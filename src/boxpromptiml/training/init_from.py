@@ -9,6 +9,7 @@ the raw maps (threshold 0.5), and a fine-tuned model has to be calibrated again 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .checkpoint import STUDENT_CONFIG, WEIGHTS, checkpoint_folder, load_student
 from .config import TrainConfig
 
 INIT_SHIPPED = "shipped"
+log = logging.getLogger(__name__)
 
 
 def init_folder(spec: str) -> Path:
@@ -64,7 +66,13 @@ def adopt_init_architecture(config: TrainConfig) -> TrainConfig:
                               f"or train from scratch without optim.init)")
         else:
             merged[key] = value
-    return replace(config, student=StudentConfig.from_dict(merged))
+    student, augment = StudentConfig.from_dict(merged), config.augment
+    if student.compression_traces and (augment.colour > 0 or augment.crop_grid % 8):
+        # the init model reads the JPEG block lattice (student/compression.py): colour jitter and crops off the
+        # 8-pixel grid would train it on images whose lattice is gone, so both are set as its training had them
+        log.info("optim.init: the init model has the compression-trace branch: augment.colour=0, augment.crop_grid=8")
+        augment = replace(augment, colour=0.0, crop_grid=8 if augment.crop_grid % 8 else augment.crop_grid)
+    return replace(config, student=student, augment=augment)
 
 
 def load_init_weights(model: Student, spec: str) -> dict[str, Any]:
