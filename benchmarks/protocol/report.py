@@ -37,9 +37,11 @@ LEVERS = [("method-srm", "method", "the SRM noise-residual branch"),
           ("copymove-nofa-long", "copymove-nofa", "20,000 samples instead of 10,000 for the copy-move recipe"),
           ("synth-grid", "method-synth-bf16", "no colour jitter, crops on the JPEG grid, 14,000 samples (bf16 both)"),
           ("jpeg-ghost", "synth-grid", "the JPEG compression-history branch"),
-          ("jpeg-ghost-seed1", "synth-grid-seed1", "the JPEG compression-history branch (seed 1)")]
+          ("jpeg-ghost-seed1", "synth-grid-seed1", "the JPEG compression-history branch (seed 1)"),
+          ("jpeg-ghost-copymove", "jpeg-ghost", "the copy-move branch and plain clones on top of the JPEG branch")]
 # (box-supervised row, its fully-supervised twin): the same recipe with the teacher's targets or the true masks
-SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short")]
+SUPERVISION_PAIRS = [("method", "full"), ("method-synth", "full-synth"), ("method-synth-short", "full-synth-short"),
+                     ("jpeg-ghost", "jpeg-ghost-full")]
 
 
 def plot_curves(runs: dict[str, dict], out: Path) -> list[str]:
