@@ -2,9 +2,10 @@
 // Plain JavaScript modules and canvases; every model call goes to the server's JSON API.
 "use strict";
 
-import {annotate, showStats, training} from "./annotate.js";
+import {annotate, showStats} from "./annotate.js";
 import {$, api} from "./common.js";
 import {inspect} from "./inspect.js";
+import {training} from "./training.js";
 
 window.annotate = annotate;  // for the browser tests and the curious console user
 window.inspect = inspect;
