@@ -28,6 +28,7 @@ VARIANTS = {
     "MGFM, gates off": {"use_gates": False},
     "plain FPN (no MGFM)": {"fusion": "fpn"},
     "MGFM + SRM residual branch": {"residual": "srm"},
+    "MGFM + JPEG compression branch": {"compression_traces": True, "resolution": "native"},
 }
 
 
@@ -52,7 +53,8 @@ def main() -> None:
     markdown = ("## Student complexity\n\n"
                 f"Measured with `python benchmarks/complexity.py` ({machine_line()}), idle machine. GMACs = FLOPs / 2 "
                 "counted by `torch.utils.flop_counter` (convolutions and matrix products). Latency: median wall "
-                "time of one forward pass. Paper's student: 5.5 M params, 1.4 GFLOPs at 224.\n\n" + table + "\n")
+                "time of one forward pass. The shipped student is `efficientnet_lite0` with MGFM and the JPEG "
+                "compression branch. Paper's student: 5.5 M params, 1.4 GFLOPs at 224.\n\n" + table + "\n")
     print(markdown)
     if not args.no_write:
         update_results_section("complexity", markdown)
