@@ -3,6 +3,7 @@ upload and pixel caps enforced before the work, downloads of files with any name
 
 import asyncio
 import io
+import json
 import os
 from pathlib import Path
 
@@ -199,3 +200,16 @@ def test_requests_take_turns_in_order_and_a_gone_client_is_not_analysed():
     results = _run(scenario())
     assert ran == [0, 2, 3]  # in arrival order, the gone client skipped
     assert isinstance(results[1], HTTPException) and results[1].status_code == 499
+
+
+def test_images_listed_from_another_folder_are_named_without_server_paths(toy, tmp_path):
+    lists = tmp_path / "lists" / "deep"
+    lists.mkdir(parents=True)
+    up = Path("..") / ".." / "toy"  # the list two folders away from its images, as split/val.json is
+    listing = [[str(up / "Tp" / p.name), str(up / "Gt" / p.name)] for p in sorted((toy / "Tp").iterdir())]
+    (lists / "val.json").write_text(json.dumps(listing))
+    client = TestClient(create_app(ServeSettings(dataset=(str(lists / "val.json"),), teacher="grabcut")),
+                        base_url="http://127.0.0.1:8765")
+    names = [row["name"] for row in client.get("/api/dataset").json()["images"]]
+    assert names and all(not n.startswith("/") and str(tmp_path) not in n for n in names), names
+    assert client.get("/api/dataset/image", params={"name": names[0]}).status_code == 200

@@ -82,6 +82,10 @@ class AppState:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.dataset: Dataset | None = load_datasets(list(settings.dataset)) if settings.dataset else None
+        if self.dataset is not None:  # images are named relative to their common folder, never by absolute path
+            # (a list elsewhere, e.g. split/val.json pointing at ../data/Tp/, would otherwise name them absolutely)
+            common = Path(os.path.commonpath([str(s.image.absolute().parent) for s in self.dataset]))
+            self.dataset = Dataset(self.dataset.samples, common, self.dataset.source)
         self.annotations: AnnotationFile | None = None
         if self.dataset is not None and settings.boxes:
             self.annotations = AnnotationFile(Path(settings.boxes), self.dataset)
