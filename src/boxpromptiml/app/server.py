@@ -213,12 +213,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def models() -> dict[str, Any]:
         """The models Inspect can use: the server's, and each finished job's adapted model."""
         rows = [{"id": "shipped", "label": f"{Path(settings.model).name if settings.model else 'shipped model'}"}]
-        folder = state.jobs_dir
-        for job in jobs_of(folder) if folder is not None and folder.is_dir() else []:
-            status = job_status(job)
-            if status["model_ready"]:
-                rows.append({"id": job.name, "label": f"adapted ({job.name}, {status['spec']['epochs']} x "
-                                                      f"{status['spec']['samples_per_epoch']} samples)"})
+        for status in state.adapted_jobs():
+            rows.append({"id": status["name"], "label": f"adapted ({status['name']}, {status['spec']['epochs']} x "
+                                                        f"{status['spec']['samples_per_epoch']} samples)"})
         return {"models": rows}
 
     @app.get("/api/annotate/order")

@@ -171,13 +171,18 @@ class AppState:
             self.prefetched.discard(name)
             log.debug("prefetch of %s failed: %s", name, exc)
 
-    def latest_adapted(self) -> str | None:
-        """The newest training job whose adapted model is ready (proposals and orders use it), or None."""
+    def adapted_jobs(self) -> list[dict[str, Any]]:
+        """The status of each training job whose adapted model is ready, oldest first."""
         from .jobs import job_status, jobs_of
 
         folder = self.jobs_dir
-        ready = [j.name for j in jobs_of(folder) if job_status(j)["model_ready"]] if folder and folder.is_dir() else []
-        return ready[-1] if ready else None
+        statuses = [job_status(j) for j in jobs_of(folder)] if folder and folder.is_dir() else []
+        return [status for status in statuses if status["model_ready"]]
+
+    def latest_adapted(self) -> str | None:
+        """The newest training job whose adapted model is ready (proposals and orders use it), or None."""
+        ready = self.adapted_jobs()
+        return ready[-1]["name"] if ready else None
 
     def score_order(self, order: str, model: str | None) -> None:
         """Background: score every dataset image for ``order`` (see app/ordering.py), filling ``order_scores``."""
