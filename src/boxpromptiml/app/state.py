@@ -82,9 +82,11 @@ class AppState:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.dataset: Dataset | None = load_datasets(list(settings.dataset)) if settings.dataset else None
-        if self.dataset is not None:  # images are named relative to their common folder, never by absolute path
-            # (a list elsewhere, e.g. split/val.json pointing at ../data/Tp/, would otherwise name them absolutely)
-            common = Path(os.path.commonpath([str(s.image.absolute().parent) for s in self.dataset]))
+        if self.dataset is not None and any(Path(self.dataset.relative_name(s)).is_absolute() for s in self.dataset):
+            # images are never named by absolute server path: a list elsewhere (split/val.json pointing at
+            # ../data/Tp/) names them relative to their common folder instead; a dataset folder keeps its own
+            # root, so its box file names images as every other command does (Tp/x.jpg)
+            common = Path(os.path.commonpath([str(s.image.resolve().parent) for s in self.dataset]))
             self.dataset = Dataset(self.dataset.samples, common, self.dataset.source)
         self.annotations: AnnotationFile | None = None
         if self.dataset is not None and settings.boxes:
