@@ -199,8 +199,8 @@ def report(record: dict, recipe: str) -> None:
         "Measured with `python -m benchmarks.adaptation` (base model: protocol row `" + recipe + "` trained on CASIA "
         "v1 boxes only; each point fine-tuned 3 x 200 samples at lr 1e-4; COVERAGE test pixel F1 at 0.5; minutes "
         "from the paper's 7 s per box image and 23 min per mask). Rows kept in `docs/adaptation_runs.json`.", "",
-        markdown_table(["k", "box minutes", "mask minutes", "base, no adaptation",
-                        *CONDITIONS.values(), "CPU minutes per fine-tuning"], rows) if rows else "No point measured yet.",
+        markdown_table(["k", "box minutes", "mask minutes", "base, no adaptation", *CONDITIONS.values(),
+                        "CPU minutes per fine-tuning"], rows) if rows else "No point measured yet.",
         "", f"![adaptation curve](figures/{figure.name})" if rows else "", ""])
     print(markdown)
     update_results_section("adaptation", markdown)
