@@ -88,10 +88,28 @@ def point_config(recipe: str, condition: str, k: int, seed: int, layout: Layout,
     return replace(config, data=replace(config.data, train=(source,)))
 
 
-def score(model_dir: Path, data: Path) -> float:
+def score(model_dir: Path, data: Path, threshold: float = 0.5) -> float:
+    """COVERAGE test pixel F1 of a model's maps at ``threshold``."""
     coverage = test_datasets(data)["COVERAGE"]
-    report, _ = evaluate_predictor(coverage, load_predictor(model_dir).predict, desc=f"COVERAGE {model_dir.name}")
+    report, _ = evaluate_predictor(coverage, load_predictor(model_dir, "torch").predict, threshold=threshold,
+                                   desc=f"COVERAGE {model_dir.name} at {threshold:g}")
     return report.pixel_f1
+
+
+def base_threshold(base_dir: Path, layout: Layout) -> float:
+    """The base model's pixel threshold calibrated on its own CASIA validation split, as a shipped model's is
+    (on a copy: the base folder itself stays as trained). Every point is also scored at it: a threshold chosen on
+    the base's training side, never on COVERAGE."""
+    import shutil
+
+    from boxpromptiml.deployment.calibrate import calibrate_pixel_threshold
+
+    copy = WORK / f"{base_dir.name}-calibrated"
+    if not (copy / "student.json").is_file() or not (copy / "pixel_calibration.json").is_file():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(base_dir / "best", copy)
+        calibrate_pixel_threshold(copy, load_dataset(layout.split / "val.json"), "CASIA v1 validation split")
+    return float(json.loads((copy / "student.json").read_text())["pixel_threshold"])
 
 
 def main() -> None:
@@ -125,6 +143,14 @@ def main() -> None:
             row = {"k": 0, "condition": "base", "seed": None, "coverage_f1": score(base_dir, args.data)}
             record = {**read_json_or_empty(RECORD), key: row}
             write_json_atomic(RECORD, record)
+        threshold = base_threshold(base_dir, layout)
+        for name, row in list(record.items()):  # every finished point, also at the base's calibrated threshold
+            run_dir = base_dir if row["condition"] == "base" else WORK / name
+            if "coverage_f1_base_threshold" not in row and (run_dir / "best" / "model.safetensors").is_file():
+                row = {**row, "base_threshold": threshold,
+                       "coverage_f1_base_threshold": score(run_dir, args.data, threshold)}
+                record = {**read_json_or_empty(RECORD), name: row}
+                write_json_atomic(RECORD, record)
         for k in args.ks:
             for seed in args.seeds:
                 for condition in CONDITIONS:
@@ -136,7 +162,9 @@ def main() -> None:
                     train(point_config(args.recipe, condition, k, seed, layout, base_dir, args.threads), run_dir)
                     minutes = (time.monotonic() - tick) / 60  # pseudo masks are prepared: this is the fine-tuning
                     row = {"k": k, "condition": condition, "seed": seed, "train_minutes": round(minutes, 2),
-                           "threads": args.threads, "coverage_f1": score(run_dir, args.data)}
+                           "threads": args.threads, "coverage_f1": score(run_dir, args.data),
+                           "base_threshold": threshold,
+                           "coverage_f1_base_threshold": score(run_dir, args.data, threshold)}
                     record = {**read_json_or_empty(RECORD), name: row}  # another call (other seeds) may have written
                     write_json_atomic(RECORD, record)
                     log.info("%s: COVERAGE F1 %.3f", name, record[name]["coverage_f1"])

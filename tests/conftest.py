@@ -11,6 +11,21 @@ from boxpromptiml.data.toy import make_toy_dataset
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """Graphs made on demand (deployment/graph.py) go to a folder of this test session, never the user's cache."""
+    import os
+
+    folder = tmp_path_factory.mktemp("graph-cache")
+    previous = os.environ.get("BPIML_CACHE")
+    os.environ["BPIML_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("BPIML_CACHE", None)
+    else:
+        os.environ["BPIML_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def toy_dataset(tmp_path_factory):
     """8 tampered + 4 authentic generated images (Tp/ Gt/ Au/ + dataset.json)."""

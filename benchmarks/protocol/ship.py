@@ -19,7 +19,7 @@ from boxpromptiml.data import load_dataset, load_datasets
 from boxpromptiml.data.samples import Dataset
 from boxpromptiml.deployment.calibrate import calibrate_model, calibrate_pixel_threshold
 from boxpromptiml.deployment.predictor import Predictor, load_predictor
-from boxpromptiml.deployment.shipped import TRAINING_NOTE, ship_model, shipped_model_path
+from boxpromptiml.deployment.shipped import TRAINING_NOTE, ship_model, shipped_model_path, write_shipped_graph
 from boxpromptiml.deployment.verdict import VERDICT_FILE, fit_verdict
 from boxpromptiml.evaluation import evaluate_predictor
 from boxpromptiml.evaluation.calibration import PIXEL_CALIBRATION_FILE, PixelCalibration
@@ -97,6 +97,7 @@ def _verdict_and_scores(out: Path, val: Dataset, layout: Layout, note: dict | No
     """Fit the verdict head (kept if it wins on validation), calibrate the image threshold on the re-saved
     validation images, score the model on the test sets as shipped and add all of it to its training note."""
     verdict = _fit_verdict(out, val, layout)
+    write_shipped_graph(out)  # the default backend's graph of the final weights and pixel threshold
     predictor = load_predictor(out)  # the calibrated weights; the image threshold is passed explicitly below
     decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=VAL_SOURCE,
                                resave_jpeg=RESAVE_QUALITY)

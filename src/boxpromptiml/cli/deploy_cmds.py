@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..data.readers import load_datasets
+from ..deployment.backends import AUTO, BACKEND_ALIASES, BACKENDS
 from ..deployment.shipped import shipped_model_dir
 from ..devices import DEVICE_HELP
 from ..errors import BPIMLError, ConfigError
@@ -29,10 +30,18 @@ def _set_threads(threads: int) -> None:
 MODEL_HELP = "run or checkpoint folder from bpiml train (default: the model shipped with the package)"
 
 
+def backend_choices() -> list[str]:
+    return [AUTO, *BACKENDS, *BACKEND_ALIASES]
+
+
 def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", metavar="RUN_DIR", help=MODEL_HELP)
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="torch, or onnx (runs RUN_DIR/*.onnx written by bpiml export) (default: torch)")
+    p.add_argument("--backend", choices=backend_choices(), default="auto",
+                   help="what runs the network: auto (openvino on the CPU when installed, else torch), "
+                        + ", ".join(f"{name} ({about})" for name, about in BACKENDS.items())
+                        + "; graph backends make their graph from the model's weights once, into "
+                          "$BPIML_CACHE (default ~/.cache/boxpromptiml); --model may also be an .onnx file "
+                          "(default: auto)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
@@ -143,7 +152,7 @@ def run_predict(args: argparse.Namespace) -> int:
                            resolve_shard(args.shard), reports=args.report)
     print(f"predicted {len(result.results)} image(s) into {args.out}")
     if predictor.decision is not None:
-        flagged = sorted(name for name, p in result.results.items() if p.score > predictor.decision.threshold)
+        flagged = sorted(name for name, score in result.results.items() if score > predictor.decision.threshold)
         print(f"{len(flagged)} of {len(result.results)} image(s) called tampered ({predictor.decision.describe()}; "
               f"verdicts in {args.out}/verdicts.json)" + (f": {', '.join(flagged[:10])}" if flagged else "")
               + (" ..." if len(flagged) > 10 else ""))
@@ -186,13 +195,15 @@ def run_fit_verdict(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from ..deployment.export import export_onnx
+    from ..deployment.graph import ONNX_NAME, checkpoint_sha256
     from ..training.checkpoint import checkpoint_folder, load_student
 
     if args.onnx is None and args.model is None:
         raise ConfigError("the shipped model lives inside the installed package: give --onnx OUT.onnx")
-    out = Path(args.onnx) if args.onnx else checkpoint_folder(args.model) / "student.onnx"
-    model, _ = load_student(args.model or shipped_model_dir())
-    difference = export_onnx(model, out, args.opset)
+    out = Path(args.onnx) if args.onnx else checkpoint_folder(args.model) / ONNX_NAME
+    source = checkpoint_folder(args.model or shipped_model_dir())
+    model, _ = load_student(source)
+    difference = export_onnx(model, out, args.opset, checkpoint_sha256=checkpoint_sha256(source))
     print(f"wrote {out}; max |ONNX - PyTorch| on probabilities: {difference:.2e}")
     if difference is not None and difference > 1e-4:
         raise ConfigError(f"ONNX output differs from PyTorch by {difference:.2e} (> 1e-4)")

@@ -19,7 +19,7 @@ from torch import nn
 from ..data.images import PathLike
 from ..errors import ConfigError
 from ..student.model import Resolution, Student
-from .onnx_backend import STUDENT_METADATA
+from .graph import CHECKPOINT_METADATA, STUDENT_METADATA
 
 INPUT_NAME, PROBABILITY_NAME, SCORE_NAME = "image", "probability", "score"
 
@@ -38,8 +38,11 @@ class OnnxAdapter(nn.Module):
         return torch.sigmoid(self.model(image))
 
 
-def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = True) -> float | None:
-    """Write ``model`` as ONNX; with ``check``, return the max |difference| against PyTorch."""
+def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = True,
+                checkpoint_sha256: str | None = None) -> float | None:
+    """Write ``model`` as ONNX; with ``check``, return the max |difference| against PyTorch. ``checkpoint_sha256``
+    (graph.checkpoint_sha256 of the folder it was loaded from) is recorded, so that the folder's later weights or
+    calibration are not served by this graph (deployment/graph.py)."""
     try:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError as exc:
@@ -60,7 +63,10 @@ def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = T
     import onnx
 
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {STUDENT_METADATA: json.dumps(model.config.to_dict())})
+    props = {STUDENT_METADATA: json.dumps(model.config.to_dict())}
+    if checkpoint_sha256 is not None:
+        props[CHECKPOINT_METADATA] = checkpoint_sha256
+    onnx.helper.set_model_props(proto, props)
     onnx.save(proto, str(tmp))
     tmp.replace(path)
     if not check:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from ..data.images import PathLike
 from ..errors import ConfigError
-from ..student.config import StudentConfig
-
-STUDENT_METADATA = "boxpromptiml.student"  # written by export.export_onnx
+from .graph import student_config_of
 
 
 class OnnxSession:
@@ -27,13 +23,15 @@ class OnnxSession:
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(f"cannot load ONNX model {path}: {exc}") from exc
         self.has_score = len(self.session.get_outputs()) > 1
-        stored = self.session.get_modelmeta().custom_metadata_map.get(STUDENT_METADATA)
-        if stored is not None:
-            self.student_config = StudentConfig.from_dict(json.loads(stored))
-        else:  # exported before the config was stored: a square resize model
-            self.student_config = StudentConfig(input_size=int(self.session.get_inputs()[0].shape[-1]))
+        self.student_config = student_config_of(self.session.get_modelmeta().custom_metadata_map,
+                                                fallback_size=_static_side(self.session.get_inputs()[0].shape))
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (and scores) for B x 3 x H x W float images in [0, 1]."""
         outputs = self.session.run(None, {"image": images.astype(np.float32)})
         return outputs[0], (outputs[1] if self.has_score else None)
+
+
+def _static_side(shape: list) -> int | None:
+    """The fixed input side of a graph exported before its config was recorded (a square resize model)."""
+    return shape[-1] if isinstance(shape[-1], int) else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -98,60 +99,87 @@ def shrunk_for_viewing(image: np.ndarray, prob: np.ndarray, side: int = OVERLAY_
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_prob.astype(np.float32) / 255.0
 
 
+def write_outputs(out: Path, path: Path, image: np.ndarray, prediction: Prediction, predictor: Predictor,
+                  masks: bool, overlays: bool, reports: bool, threshold: float) -> None:
+    """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked."""
+    write_probability_map(out / f"{path.stem}.png", prediction.probability)
+    if masks:
+        mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
+        write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=np.empty_like(mask)))
+        del mask
+    if overlays:
+        import cv2
+
+        picture = overlay(*shrunk_for_viewing(image, prediction.probability))
+        ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
+                               [cv2.IMWRITE_JPEG_QUALITY, 90])
+        del picture
+        write_bytes_atomic(out / "overlays" / f"{path.stem}.jpg", jpg.tobytes())
+    if reports:
+        from .provenance import file_facts
+        from .report import render_report
+
+        page = render_report(image, prediction.probability, prediction_score(prediction), image_name=path.name,
+                             model=predictor.describe(), decision=predictor.decision, threshold=threshold,
+                             facts=file_facts(path.read_bytes(), path.name), identity=predictor.identity())
+        write_bytes_atomic(out / "reports" / f"{path.stem}.html", page.encode("utf-8"))
+
+
+def prediction_score(prediction: Prediction) -> float:
+    return prediction.score if prediction.score is not None else float(prediction.probability.max())
+
+
 def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, masks: bool = False,
                   overlays: bool = False, threshold: float = 0.5, shard: Shard | None = None,
-                  reports: bool = False) -> SampleRun[Prediction]:
-    """Predict every input (this shard's share of them, if given); the shared score files are updated
-    under a lock, so shards may run at once on one output folder."""
+                  reports: bool = False) -> SampleRun[float]:
+    """Predict every input (this shard's share of them, if given) and return the image scores; the shared
+    score files are updated under a lock, so shards may run at once on one output folder.
+
+    Decoding the next image and writing the previous one's outputs run in a thread beside the network (the
+    decoders, the PNG encoder and the backends release the GIL), at most one of each in flight, so memory stays
+    that of about two images."""
     out = Path(out_dir)
     paths = expand_inputs(inputs)
     if shard is not None:
         paths = shard.select(paths)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="bpiml-io") as pool:
+        reads: dict[int, Future] = {}
+        writing: list[Future] = []
 
-    def step(path: Path) -> Prediction:
-        image = read_image(path)
-        prediction = predictor.predict(image)
-        write_probability_map(out / f"{path.stem}.png", prediction.probability)
-        if masks:
-            mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
-            write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=np.empty_like(mask)))
-            del mask
-        if overlays:
-            import cv2
+        def read_ahead(index: int) -> None:
+            if index < len(paths) and index not in reads:
+                reads[index] = pool.submit(read_image, paths[index])
 
-            picture = overlay(*shrunk_for_viewing(image, prediction.probability))
-            ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
-                                   [cv2.IMWRITE_JPEG_QUALITY, 90])
-            del picture
-            write_bytes_atomic(out / "overlays" / f"{path.stem}.jpg", jpg.tobytes())
-        if reports:
-            from .report import render_report
+        def step(index: int) -> float:
+            read_ahead(index)
+            read_ahead(index + 1)  # the next photo decodes while this one is predicted
+            image = reads.pop(index).result()  # a DataError of the reader names the file; the run goes on
+            prediction = predictor.predict(image)
+            if writing:
+                writing.pop().result()  # the previous image's outputs are written (or their error raised)
+            writing.append(pool.submit(write_outputs, out, paths[index], image, prediction, predictor, masks,
+                                       overlays, reports, threshold))
+            return prediction_score(prediction)
 
-            score = prediction.score if prediction.score is not None else float(prediction.probability.max())
-            from .provenance import file_facts
-
-            page = render_report(image, prediction.probability, score, image_name=path.name,
-                                 model=predictor.describe(), decision=predictor.decision, threshold=threshold,
-                                 facts=file_facts(path.read_bytes(), path.name), identity=predictor.identity())
-            write_bytes_atomic(out / "reports" / f"{path.stem}.html", page.encode("utf-8"))
-        return prediction
-
-    run = run_per_sample(paths, step, desc="predict", total=len(paths), name_of=lambda p: p.stem)
+        run = run_per_sample(range(len(paths)), step, desc="predict", total=len(paths),
+                             name_of=lambda index: paths[index].stem)
+        for future in writing:
+            future.result()
     with exclusive_lock(out / ".scores.lock"):
         _update_score_files(out, predictor, run)
     return run
 
 
-def _update_score_files(out: Path, predictor: Predictor, run: SampleRun[Prediction]) -> None:
+def _update_score_files(out: Path, predictor: Predictor, run: SampleRun[float]) -> None:
     scores_path = out / SCORES_FILE
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
-    scores.update({name: round(p.score, 6) for name, p in run.results.items()})
+    scores.update({name: round(score, 6) for name, score in run.results.items()})
     write_json_atomic(scores_path, scores)
     if predictor.decision is not None:
         verdicts_path = out / VERDICTS_FILE
         verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.is_file() else {"images": {}}
         threshold = predictor.decision.threshold
         verdicts["decision"] = predictor.decision.to_dict()
-        verdicts["images"].update({name: {"score": round(p.score, 6), "tampered": p.score > threshold}
-                                   for name, p in run.results.items()})
+        verdicts["images"].update({name: {"score": round(score, 6), "tampered": score > threshold}
+                                   for name, score in run.results.items()})
         write_json_atomic(verdicts_path, verdicts)

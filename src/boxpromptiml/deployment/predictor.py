@@ -22,6 +22,7 @@ from ..evaluation.calibration import ImageDecision
 from ..evaluation.metrics import image_score_from_map
 from ..student.inference import BatchRunner, Prediction, predict_image, torch_runner
 from ..student.model import Student, StudentConfig
+from .backends import AUTO, resolve_backend
 
 
 class Predictor:
@@ -34,6 +35,7 @@ class Predictor:
         self.description = description
         self.decision = decision  # calibrated image-level threshold (bpiml calibrate), if the model has one
         self.source = source  # the model folder or .onnx file it was loaded from (None: built in memory)
+        self.backend = "torch"  # what runs the network (BACKENDS)
         self._identity: dict[str, str] | None = None
 
     def identity(self) -> dict[str, str]:
@@ -50,15 +52,8 @@ class Predictor:
 
     @classmethod
     def from_onnx(cls, path: PathLike) -> Predictor:
-        from .onnx_backend import OnnxSession
-
-        session = OnnxSession(path)
-
-        def run(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            prob, score = session.run(images.numpy())
-            return torch.from_numpy(prob), torch.from_numpy(score) if score is not None else None
-
-        return cls(run, session.student_config, f"onnx:{path}", source=Path(path))
+        """ONNX Runtime on an exported graph file."""
+        return load_predictor(path, backend="onnxruntime")
 
     def describe(self) -> dict[str, object]:
         """What made the maps: the model's source, its student settings and its image-level decision."""
@@ -76,34 +71,59 @@ class Predictor:
         return Prediction(prediction.probability, image_score_from_map(prediction.probability))
 
 
-def load_predictor(model: PathLike | None, backend: str = "torch", device: str = "cpu") -> Predictor:
-    """A predictor for a run / checkpoint folder (torch, on ``device``), or an .onnx file or its folder (onnx)."""
+def load_predictor(model: PathLike | None, backend: str = AUTO, device: str = "auto",
+                   threads: int | None = None) -> Predictor:
+    """A predictor for a run / checkpoint folder (any backend), or for an exported graph file (``.onnx``:
+    onnxruntime or openvino; OpenVINO ``.xml``: openvino). Graph backends make their graph from the folder's
+    weights once (deployment/graph.py). ``threads`` defaults to torch's thread count."""
+    from ..training.checkpoint import checkpoint_folder
+    from .calibrate import load_decision
+
     if model is None:
         from .shipped import shipped_model_dir
 
         model = shipped_model_dir()
     path = Path(model)
-    if backend == "onnx":
-        from ..training.checkpoint import checkpoint_folder
+    if not path.exists():
+        raise ConfigError(f"model not found: {path}")
+    graph_file = path.is_file()
+    if graph_file and backend == AUTO:
+        backend = "openvino" if path.suffix == ".xml" else "onnxruntime"
+    name = resolve_backend(backend, device)
+    threads = threads or torch.get_num_threads()
+    if name.startswith("torch"):
+        if graph_file:
+            raise ConfigError(f"backend {name} needs a run or checkpoint folder, not the file {path}")
+        from ..training.checkpoint import load_student
 
-        # the file itself, or one in the folder or in a run's checkpoint folder (where bpiml export writes it)
-        candidates = [path] if path.suffix == ".onnx" else sorted(path.glob("*.onnx")) + sorted(
-            checkpoint_folder(path).glob("*.onnx"))
-        onnx_file = next(iter(candidates), None)
-        if onnx_file is None or not onnx_file.is_file():
-            raise ConfigError(f"no .onnx file at {path}; make one with bpiml export --model {path}")
-        from .calibrate import load_decision
+        student, _ = load_student(path)
+        student = student.to(resolve_device(device))
+        predictor = Predictor(torch_runner(student, bf16=name == "torch-bf16"), student.config, f"{name}:{path}")
+    elif name == "onnxruntime":
+        from .graph import onnx_graph
+        from .onnx_backend import OnnxSession
 
-        predictor = Predictor.from_onnx(onnx_file)
-        predictor.decision = load_decision(onnx_file.parent)
-        return predictor
-    if backend != "torch":
-        raise ConfigError(f"unknown backend {backend!r}; known: torch, onnx")
-    from ..training.checkpoint import load_student
-    from .calibrate import load_decision
+        session = OnnxSession(path if graph_file else onnx_graph(path), threads=threads)
+        predictor = Predictor(numpy_runner(session.run), session.student_config, f"{name}:{path}")
+    else:
+        from .graph import openvino_model
+        from .openvino_backend import OpenVinoSession
 
-    student, _ = load_student(path)
-    predictor = Predictor.from_student(student.to(resolve_device(device)), f"torch:{path}")
+        session = OpenVinoSession(path if graph_file else openvino_model(path), threads=threads,
+                                  precision="f32" if name == "openvino-f32" else "auto")
+        predictor = Predictor(numpy_runner(session.run), session.student_config,
+                              f"{name} ({session.precision}):{path}")
+    predictor.backend = name
     predictor.source = path
-    predictor.decision = load_decision(path)
+    predictor.decision = load_decision(path.parent if graph_file else checkpoint_folder(path))
     return predictor
+
+
+def numpy_runner(run_numpy) -> BatchRunner:
+    """A batch runner around a session that takes and returns numpy arrays."""
+
+    def run(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        prob, score = run_numpy(images.numpy())
+        return torch.from_numpy(prob), torch.from_numpy(score) if score is not None else None
+
+    return run

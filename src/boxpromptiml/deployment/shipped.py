@@ -1,7 +1,8 @@
 """The student model shipped inside the package, and how a benchmark's best run becomes it.
 
 The shipped folder holds an fp16 ``model.safetensors``, its ``student.json``, ``state.json`` and
-``training.json`` (how and on what data it was trained, and its test numbers). `bpiml predict`,
+``training.json`` (how and on what data it was trained, and its test numbers), and the same network as an
+OpenVINO model (``student.xml`` + ``student.bin``) for the default backend. `bpiml predict`,
 `bpiml evaluate --model` and `bpiml demo` use it when no model is given.
 """
 
@@ -56,7 +57,16 @@ def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | N
     if size_mb > MAX_SHIPPED_MB:
         raise ConfigError(f"shipped weights are {size_mb:.1f} MB, over the {MAX_SHIPPED_MB} MB limit")
     write_json_atomic(out / TRAINING_NOTE, {**note, "weights_mb": round(size_mb, 2)})
+    write_shipped_graph(out)
     return out
+
+
+def write_shipped_graph(out: Path | None = None) -> Path:
+    """(Re)make the shipped folder's OpenVINO model from its current weights and config: call it after
+    anything that changes them (calibration, a verdict head), or the default backend exports its own once."""
+    from .graph import write_folder_openvino_model
+
+    return write_folder_openvino_model(out or shipped_model_path())
 
 
 def shipped_note() -> dict[str, Any]:

@@ -32,6 +32,7 @@ BLOCK = 8  # the JPEG block: tiles start on its grid (student/compression.py rea
 # held in float16 (an 8-bit PNG needs no more): a 12000 x 9000 photo then fits in 1.5 GB with torch loaded.
 LEAN_PIXELS = 40_000_000
 LEAN_TILE = 512
+TILE_BATCH = 4  # tiles of one shape per network call
 
 
 @dataclass(frozen=True)
@@ -87,33 +88,47 @@ def predict_resized(run: BatchRunner, image: np.ndarray, size: int) -> tuple[np.
     return full, (float(score[0]) if score is not None else None)
 
 
-def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: int = 64
-                   ) -> tuple[np.ndarray, float | None]:
-    """Probability map on the image's own pixel grid (tiled when larger than ``max_side``)."""
+def tile_windows(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) of the tiles covering an image, row by row."""
+    ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    return [(y, tile_end(y, ys, height, tile), x, tile_end(x, xs, width, tile)) for y in ys for x in xs]
+
+
+def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: int = 64,
+                   batch: int = TILE_BATCH) -> tuple[np.ndarray, float | None]:
+    """Probability map on the image's own pixel grid (tiled when larger than ``max_side``; tiles of one shape
+    go through the network ``batch`` at a time)."""
     height, width = image.shape[:2]
     if max(height, width) <= max_side:
         return _predict_whole(run, image)
     tile = max_side - max_side % STRIDE
     lean = height * width > LEAN_PIXELS
-    if lean:  # a very large photo: smaller tiles (a quarter of the activations) and a half-precision map
-        tile = min(tile, LEAN_TILE)
-    ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    if lean:  # a very large photo: smaller tiles (a quarter of the activations), one at a time, a half-precision map
+        tile, batch = min(tile, LEAN_TILE), 1
+    windows = tile_windows(height, width, tile, overlap)
     # The tiles form a grid and each tile's window is an outer product, so the summed weights are the outer
     # product of two 1-D sums: no second full-size array is needed (a 12000 x 9000 photo saves 432 MB).
     weight_y, weight_x = np.zeros(height, np.float32), np.zeros(width, np.float32)
+    for top, bottom, left, right in windows:
+        if left == 0:
+            weight_y[top:bottom] += _ramp(bottom - top)
+        if top == 0:
+            weight_x[left:right] += _ramp(right - left)
     total = np.zeros((height, width), np.float16 if lean else np.float32)
     scores = []
-    for y in ys:
-        for x in xs:
-            part, score = _predict_whole(run, image[y:tile_end(y, ys, height, tile), x:tile_end(x, xs, width, tile)])
-            ramp_y, ramp_x = _ramp(part.shape[0]), _ramp(part.shape[1])
-            total[y:y + part.shape[0], x:x + part.shape[1]] += part * np.outer(ramp_y, ramp_x)
+    by_shape: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+    for window in windows:
+        by_shape.setdefault((window[1] - window[0], window[3] - window[2]), []).append(window)
+    for (tile_h, tile_w), members in by_shape.items():
+        blend = np.outer(_ramp(tile_h), _ramp(tile_w))
+        for start in range(0, len(members), batch):
+            chunk = members[start:start + batch]
+            tiles = torch.stack([to_tensor(pad_to_multiple(image[t:b, lft:r])) for t, b, lft, r in chunk])
+            prob, score = run(tiles)
+            for i, (top, bottom, left, right) in enumerate(chunk):
+                total[top:bottom, left:right] += prob[i, 0, :tile_h, :tile_w].numpy() * blend
             if score is not None:
-                scores.append(score)
-    for y in ys:
-        weight_y[y:tile_end(y, ys, height, tile)] += _ramp(tile_end(y, ys, height, tile) - y)
-    for x in xs:
-        weight_x[x:tile_end(x, xs, width, tile)] += _ramp(tile_end(x, xs, width, tile) - x)
+                scores += [float(v) for v in score.reshape(-1)]
     for row in range(0, height, 1024):  # in place, a band at a time
         total[row:row + 1024] /= np.outer(weight_y[row:row + 1024], weight_x)
     return total, (max(scores) if scores else None)
@@ -126,19 +141,22 @@ def _predict_whole(run: BatchRunner, image: np.ndarray) -> tuple[np.ndarray, flo
     return prob[0, 0, :height, :width].numpy(), (float(score[0]) if score is not None else None)
 
 
-def torch_runner(model: Student) -> BatchRunner:
+def torch_runner(model: Student, bf16: bool = False) -> BatchRunner:
     """A batch runner for a PyTorch student (eval mode, no autograd) on whatever device the model is:
-    batches go there and results come back to the CPU."""
+    batches go there and results come back to the CPU as float32. ``bf16``: under bfloat16 autocast."""
+    from contextlib import nullcontext
+
     model.eval()
     device = next(model.parameters()).device
 
     @torch.inference_mode()
     def run(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         images = images.to(device)
-        if model.score_head is not None:
-            logits, score_logits = model.forward_with_score(images)
-            return torch.sigmoid(logits).cpu(), torch.sigmoid(score_logits).cpu()
-        return torch.sigmoid(model(images)).cpu(), None
+        with torch.autocast(device.type, torch.bfloat16) if bf16 else nullcontext():
+            if model.score_head is not None:
+                logits, score_logits = model.forward_with_score(images)
+                return torch.sigmoid(logits).float().cpu(), torch.sigmoid(score_logits).float().cpu()
+            return torch.sigmoid(model(images)).float().cpu(), None
 
     return run
 

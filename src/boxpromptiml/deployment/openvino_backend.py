@@ -1,0 +1,53 @@
+"""An OpenVINO session of a student graph (deployment/graph.py makes it): the fastest CPU backend measured here.
+
+OpenVINO's CPU plugin runs in bfloat16 by itself on CPUs with native bf16 (AVX512-BF16 or AMX) and in float32
+elsewhere; ``precision="f32"`` forces float32 everywhere. Inputs of any multiple-of-32 size are accepted.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..student.config import StudentConfig
+from .graph import cache_dir, onnx_metadata, openvino_metadata, student_config_of
+
+PRECISIONS = ("auto", "f32", "bf16")
+
+
+class OpenVinoSession:
+    def __init__(self, path: Path, threads: int | None = None, precision: str = "auto") -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise ConfigError("the openvino backend needs OpenVINO: pip install openvino") from exc
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown OpenVINO precision {precision!r}; known: {', '.join(PRECISIONS)}")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - any reader failure names the file
+            raise ConfigError(f"cannot load OpenVINO model {path}: {exc}") from exc
+        # an ONNX file keeps our metadata in its own properties, an OpenVINO model in its runtime info
+        metadata = onnx_metadata(path) if Path(path).suffix == ".onnx" else openvino_metadata(model)
+        self.student_config: StudentConfig = student_config_of(metadata)
+        self.has_score = len(model.outputs) > 1
+        properties = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir() / "openvino-kernels")}
+        if threads:
+            properties["INFERENCE_NUM_THREADS"] = int(threads)
+        if precision != "auto":
+            properties["INFERENCE_PRECISION_HINT"] = precision
+        self.compiled = core.compile_model(model, "CPU", properties)
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self._lock = threading.Lock()  # one infer request, used by one caller at a time
+        self._request = self.compiled.create_infer_request()
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (and scores) for B x 3 x H x W float images in [0, 1]."""
+        with self._lock:
+            self._request.infer({0: np.ascontiguousarray(images, dtype=np.float32)})
+            outputs = [self._request.get_output_tensor(i).data.copy() for i in range(len(self.compiled.outputs))]
+        return outputs[0], (outputs[1] if self.has_score else None)

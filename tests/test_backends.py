@@ -1,0 +1,141 @@
+"""Backends of the predictor: parity with PyTorch, graphs made once and never stale, tiles in batches, folders
+predicted with decoding and writing beside the network."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from boxpromptiml.cli import main
+from boxpromptiml.deployment.backends import resolve_backend
+from boxpromptiml.deployment.graph import (
+    CHECKPOINT_METADATA,
+    OPENVINO_NAME,
+    checkpoint_sha256,
+    onnx_metadata,
+    openvino_metadata,
+)
+from boxpromptiml.deployment.predict_files import predict_files
+from boxpromptiml.deployment.predictor import load_predictor
+from boxpromptiml.deployment.shipped import shipped_model_path
+from boxpromptiml.errors import ConfigError
+from boxpromptiml.student.inference import predict_native
+from boxpromptiml.student.model import StudentConfig, build_student
+from boxpromptiml.training.checkpoint import STUDENT_CONFIG, save_checkpoint
+
+pytest.importorskip("openvino")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def native_checkpoint(tmp_path_factory):
+    """A small native-resolution student with the JPEG branch (its rounding is the delicate part of a graph)."""
+    torch.manual_seed(0)
+    model = build_student(StudentConfig(encoder_init="random", input_size=64, resolution="native",
+                                        compression_traces=True, max_side=128))
+    return save_checkpoint(tmp_path_factory.mktemp("native") / "best", model, {"epoch": 0})
+
+
+def photo(height: int = 150, width: int = 200) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("backend, tolerance", [("onnxruntime", 1e-4), ("openvino-f32", 1e-4),
+                                                ("torch-bf16", 0.1), ("openvino", 0.1)])
+def test_every_backend_gives_the_maps_of_pytorch(native_checkpoint, backend, tolerance):
+    image = photo()  # larger than max_side: tiled
+    expected = load_predictor(native_checkpoint, "torch").predict(image)
+    got = load_predictor(native_checkpoint, backend).predict(image)
+    assert got.probability.shape == image.shape[:2] and got.probability.dtype == np.float32
+    difference = np.abs(got.probability - expected.probability)
+    assert difference.max() < tolerance, (backend, difference.max())
+    if tolerance > 1e-3:  # bfloat16: far apart in a few pixels at most, close on average
+        assert difference.mean() < 0.02
+
+
+def test_a_graph_is_made_once_and_never_served_stale(native_checkpoint, tmp_path, graph_cache):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("model.safetensors", STUDENT_CONFIG, "state.json"):
+        (folder / name).write_bytes((native_checkpoint / name).read_bytes())
+    assert main(["export", "--model", str(folder)]) == 0  # student.onnx in the folder, recording its checkpoint
+    assert onnx_metadata(folder / "student.onnx")[CHECKPOINT_METADATA] == checkpoint_sha256(folder)
+    image = photo(90, 100)
+    before = load_predictor(folder, "onnxruntime").predict(image).probability
+    made = sorted(graph_cache.rglob("*.onnx"))
+    load_predictor(folder, "onnxruntime")
+    assert sorted(graph_cache.rglob("*.onnx")) == made  # the folder's own export was used, nothing new made
+    # calibration moves the pixel threshold the graph applies: the folder's export is now stale
+    config = json.loads((folder / STUDENT_CONFIG).read_text())
+    (folder / STUDENT_CONFIG).write_text(json.dumps({**config, "pixel_threshold": 0.2}))
+    after = load_predictor(folder, "onnxruntime").predict(image).probability
+    expected = load_predictor(folder, "torch").predict(image).probability
+    np.testing.assert_allclose(after, expected, atol=1e-4)
+    assert not np.allclose(after, before, atol=1e-3)
+    assert len(sorted(graph_cache.rglob("*.onnx"))) == len(made) + 1  # made once, into the cache
+    ov_map = load_predictor(folder, "openvino-f32").predict(image).probability
+    np.testing.assert_allclose(ov_map, expected, atol=1e-4)
+
+
+def test_the_shipped_openvino_model_is_made_from_the_shipped_checkpoint():
+    folder = shipped_model_path()
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("no shipped model in this installation")
+    import openvino as ov
+
+    assert (folder / OPENVINO_NAME).is_file(), "ship with write_shipped_graph(): the default backend needs it"
+    recorded = openvino_metadata(ov.Core().read_model(str(folder / OPENVINO_NAME)))
+    assert recorded[CHECKPOINT_METADATA] == checkpoint_sha256(folder), "stale: run write_shipped_graph()"
+
+
+def test_backend_errors_are_clear(native_checkpoint, tmp_path):
+    with pytest.raises(ConfigError, match="unknown backend"):
+        resolve_backend("tensorrt")
+    assert resolve_backend("onnx") == "onnxruntime"
+    assert resolve_backend("auto", "cpu") == "openvino"
+    with pytest.raises(ConfigError, match="not found"):
+        load_predictor(tmp_path / "missing", "openvino")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="not a student checkpoint"):
+        load_predictor(tmp_path / "empty", "openvino")
+    main(["export", "--model", str(native_checkpoint), "--onnx", str(tmp_path / "m.onnx")])
+    with pytest.raises(ConfigError, match="needs a run or checkpoint folder"):
+        load_predictor(tmp_path / "m.onnx", "torch")
+    assert load_predictor(tmp_path / "m.onnx", "openvino").predict(photo(40, 50)).probability.shape == (40, 50)
+
+
+def test_tiles_in_batches_give_the_map_of_tiles_one_by_one():
+    calls = []
+
+    def runner(images):  # a fake network: a smooth function of the pixels, so blending errors would show
+        calls.append(images.shape[0])
+        return images.mean(dim=1, keepdim=True), images.amax(dim=(1, 2, 3))
+
+    image = photo(300, 520)
+    one, score_one = predict_native(runner, image, max_side=128, batch=1)
+    calls_one = len(calls)
+    many, score_many = predict_native(runner, image, max_side=128, batch=4)
+    np.testing.assert_allclose(many, one, atol=1e-6)
+    assert score_many == pytest.approx(score_one)
+    assert len(calls) - calls_one < calls_one and max(calls) == 4
+    expected = image.mean(axis=2) / 255.0  # blending the tiles of a per-pixel function returns that function
+    np.testing.assert_allclose(one, expected, atol=1e-5)
+
+
+def test_a_folder_is_predicted_with_a_bad_file_skipped(native_checkpoint, tmp_path):
+    from boxpromptiml.data.images import write_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        write_image(folder / f"p{i}.png", photo(60 + i, 70))
+    (folder / "p2.png").write_bytes(b"not a png")  # one bad file in the middle of the folder
+    predictor = load_predictor(native_checkpoint, "openvino")
+    run = predict_files(predictor, [str(folder)], tmp_path / "out", masks=True)
+    assert sorted(run.results) == ["p0", "p1", "p3"] and list(run.failures) == ["p2"]
+    assert "p2.png" in run.failures["p2"]
+    assert sorted(p.stem for p in (tmp_path / "out").glob("*.png")) == ["p0", "p1", "p3"]
+    assert sorted(p.stem for p in (tmp_path / "out" / "masks").glob("*.png")) == ["p0", "p1", "p3"]
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert scores == pytest.approx({name: round(score, 6) for name, score in run.results.items()})
