@@ -46,7 +46,8 @@ def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = T
     try:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError as exc:
-        raise ConfigError("ONNX export needs the [onnx] extra: pip install 'boxpromptiml[onnx]'") from exc
+        raise ConfigError("ONNX export needs onnxscript (a dependency of boxpromptiml): "
+                          "pip install onnx onnxscript") from exc
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     adapter = OnnxAdapter(model.eval()).eval()

@@ -14,7 +14,8 @@ class OnnxSession:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ConfigError("the onnx backend needs the [onnx] extra: pip install 'boxpromptiml[onnx]'") from exc
+            raise ConfigError("the onnxruntime backend needs the [onnx] extra: "
+                              "pip install 'boxpromptiml[onnx]'") from exc
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
