@@ -173,13 +173,15 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
 def _update_score_files(out: Path, predictor: Predictor, run: SampleRun[float]) -> None:
     scores_path = out / SCORES_FILE
     scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
-    scores.update({name: round(score, 6) for name, score in run.results.items()})
+    # scores are written as computed: a verdict must be reproducible from the number the file shows (rounded, a
+    # score tied with the threshold, as bf16 maps often are, would read as above it while called not tampered)
+    scores.update({name: float(score) for name, score in run.results.items()})
     write_json_atomic(scores_path, scores)
     if predictor.decision is not None:
         verdicts_path = out / VERDICTS_FILE
         verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.is_file() else {"images": {}}
         threshold = predictor.decision.threshold
         verdicts["decision"] = predictor.decision.to_dict()
-        verdicts["images"].update({name: {"score": round(score, 6), "tampered": score > threshold}
+        verdicts["images"].update({name: {"score": float(score), "tampered": score > threshold}
                                    for name, score in run.results.items()})
         write_json_atomic(verdicts_path, verdicts)
