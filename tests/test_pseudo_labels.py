@@ -152,3 +152,19 @@ def test_cli_shard_option_and_torchrun_rank(boxed, tmp_path, monkeypatch):
     assert first < set(merged["images"]) and len(merged["images"]) == len(boxed.tampered)
     with pytest.raises(ConfigError):
         Shard.parse("2/2")
+
+
+def test_cli_encoder_backend_only_for_teachers_with_an_encoder(toy_dataset, tmp_path, capsys):
+    assert main(["boxes", "-d", str(toy_dataset.source), "-o", str(tmp_path / "b.json")]) == 0
+    code = main(["pseudo-label", "-d", str(toy_dataset.source), "--boxes", str(tmp_path / "b.json"),
+                 "--teacher", "grabcut", "--encoder-backend", "torch", "-o", str(tmp_path / "pl")])
+    assert code == 2 and "has no image encoder" in capsys.readouterr().err
+
+
+def test_a_folder_resumes_under_another_encoder_backend(boxed, tmp_path):
+    """What runs the encoder is recorded, but a folder begun with one backend goes on with another (the same
+    teacher and weights): the masks agree within rounding."""
+    first = generate_pseudo_labels(boxed, create_teacher("litemedsam").use_encoder_backend("torch"), tmp_path)
+    assert json.loads((tmp_path / MANIFEST_NAME).read_text())["teacher"]["encoder_backend"] == "torch"
+    again = generate_pseudo_labels(boxed, create_teacher("litemedsam"), tmp_path)  # refused before
+    assert len(first.results) == 8 and not again.results and not again.failures  # every image already done

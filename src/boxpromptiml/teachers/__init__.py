@@ -3,13 +3,13 @@
 from typing import TYPE_CHECKING
 
 from .base import OutputKind, Teacher, TeacherOptions
-from .settings import Normalize, Resize, SamSettings
+from .settings import ENCODER_BACKENDS, Normalize, Resize, SamSettings
 from .zoo import TEACHERS, create_teacher, default_settings
 
 if TYPE_CHECKING:
     from .sam_teacher import SamTeacher
 
-__all__ = ["TEACHERS", "Normalize", "OutputKind", "Resize", "SamSettings", "SamTeacher", "Teacher",
+__all__ = ["ENCODER_BACKENDS", "TEACHERS", "Normalize", "OutputKind", "Resize", "SamSettings", "SamTeacher", "Teacher",
            "TeacherOptions", "create_teacher", "default_settings"]
 
 

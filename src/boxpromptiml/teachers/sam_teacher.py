@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from ..data.samples import Box
+from ..errors import ConfigError
 from .base import Teacher, TeacherOptions
 from .classical import GrabCutTeacher
 from .cpu_inference import prepare_for_cpu_inference
 from .sam_model import SamPromptModel
-from .settings import Normalize, Resize, SamSettings
+from .settings import ENCODER_BACKENDS, Normalize, Resize, SamSettings
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -86,6 +87,10 @@ class SamTeacher(Teacher):
         self.weights = weights or {}
         self._grabcut = GrabCutTeacher(self.options)
         self.device = torch.device("cpu")
+        # cpu_inference.ENCODER_BACKENDS; OpenVINO needs the checkpoint's hash to name its cached graph
+        self.encoder_backend = "openvino" if weights and weights.get("checkpoint_sha256") else "torch"
+        self._openvino_encoder: Any = None
+        self._encoder_lock = threading.Lock()
         self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._embeddings_capacity = 0
         self._embeddings_lock = threading.Lock()
@@ -116,7 +121,39 @@ class SamTeacher(Teacher):
     @torch.inference_mode()
     def encode(self, canvas: torch.Tensor) -> torch.Tensor:
         """The image embedding of one 1 x 3 x S x S canvas (the expensive half)."""
+        encoder = self._cpu_encoder() if self.device.type == "cpu" else None
+        if encoder is not None:
+            with self._encoder_lock:  # one OpenVINO request, one caller at a time
+                return encoder(canvas)
         return self.model.encode(canvas.to(self.device).contiguous(memory_format=torch.channels_last))
+
+    def use_encoder_backend(self, backend: str) -> SamTeacher:
+        """Run the image encoder with ``backend`` (cpu_inference.ENCODER_BACKENDS) from the next image on."""
+        if backend not in ENCODER_BACKENDS:
+            raise ConfigError(f"unknown encoder backend {backend!r}; known: {', '.join(ENCODER_BACKENDS)}")
+        if backend != "torch" and not self.weights.get("checkpoint_sha256"):
+            raise ConfigError(f"the {backend} encoder needs a teacher loaded from a checkpoint file")
+        with self._encoder_lock:
+            self.encoder_backend, self._openvino_encoder = backend, None
+        return self
+
+    def _cpu_encoder(self):
+        """The OpenVINO encoder, compiled on first use (None: ``encoder_backend`` is torch, or no OpenVINO)."""
+        if self.encoder_backend == "torch":
+            return None
+        with self._encoder_lock:
+            if self._openvino_encoder is None:
+                try:
+                    from .cpu_inference import OpenVinoEncoder
+
+                    precision = "f32" if self.encoder_backend == "openvino-f32" else "auto"
+                    self._openvino_encoder = OpenVinoEncoder(self.model.image_encoder, self.model.input_size,
+                                                             self.weights["checkpoint_sha256"],
+                                                             torch.get_num_threads(), precision)
+                except ImportError:
+                    self.encoder_backend = "torch"
+                    return None
+            return self._openvino_encoder
 
     @torch.inference_mode()
     def decode_logits(self, embedding: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -188,4 +225,5 @@ class SamTeacher(Teacher):
         return embedding
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "settings": self.settings.to_dict(), **self.weights}
+        return {**super().describe(), "settings": self.settings.to_dict(), **self.weights,
+                "encoder_backend": self.encoder_backend}

