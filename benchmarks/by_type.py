@@ -23,7 +23,7 @@ from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.evaluation import evaluate_predictor
 from boxpromptiml.fileio import write_json_atomic
 
-from .common import DEFAULT_DATA, REPO, machine_line, markdown_table, update_results_section
+from .common import DEFAULT_DATA, REFERENCE_BACKEND, REPO, machine_line, markdown_table, update_results_section
 from .protocol.layout import test_datasets
 from .protocol.record import read_json_or_empty
 from .protocol.report import group_value
@@ -34,7 +34,7 @@ RESAVE_QUALITY = 90
 
 
 def measure(model_dir: Path, data: Path) -> dict:
-    predictor = load_predictor(model_dir)
+    predictor = load_predictor(model_dir, REFERENCE_BACKEND)
     image_threshold = predictor.decision.threshold if predictor.decision else None
     out: dict = {"model": str(model_dir), "decision": predictor.decision.to_dict() if predictor.decision else None}
     started = time.perf_counter()

@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 RESULTS_MD = REPO / "docs" / "results.md"
 RESULTS_HEADER = "# Results\n\nEvery number here comes from a script under `benchmarks/`, run as shown.\n"
+# Model-quality figures (protocol, by type) are measured through PyTorch in float32, the numerics every earlier row
+# was scored with; what the other backends change is measured beside it (benchmarks.backends).
+REFERENCE_BACKEND = "torch"
 
 
 def machine_line(threads: bool = True) -> str:

@@ -7,8 +7,9 @@ Runs :func:`boxpromptiml.deployment.predict_files.predict_files` on one JPEG fil
 quality 90) under :mod:`cProfile` and reads the cumulative time of the functions that make each stage:
 decode (``read_image``), input (padding and the uint8 -> float tensor), network (the batch runner), stitching
 (cutting the photo and blending the tiles into one clipped map: what ``predict_image`` spends outside the
-input and the network), quantise (map -> 8-bit), PNG encoding and writing the file. The first call of each
-size is a warm-up and is not counted.
+input and the network), quantise (map -> 8-bit), PNG encoding and writing the file, in whichever thread they
+run. One photo per call, so nothing overlaps: the stages add up to the wall time (``other``: the rest, e.g.
+waiting for a thread). The first call of each size is a warm-up and is not counted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import cProfile
 import pstats
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,12 +56,28 @@ def cumulative_seconds(stats: pstats.Stats, names: tuple[str, ...]) -> float:
 
 
 def profile_one(predictor, path: Path, out: Path) -> dict[str, float]:
-    """Seconds per stage of one `predict_files` call on ``path``."""
-    profiler = cProfile.Profile()
-    started = time.perf_counter()
-    profiler.runcall(predict_files, predictor, [str(path)], out)
-    wall = time.perf_counter() - started
-    stats = pstats.Stats(profiler)
+    """Seconds per stage of one `predict_files` call on ``path``, in every thread: `predict_files` decodes and
+    writes in its I/O threads, which get a profiler of their own as they start (threading.setprofile), merged
+    with the main thread's afterwards."""
+    profilers = [cProfile.Profile()]
+    lock = threading.Lock()
+
+    def start_profiling_this_thread(*_event) -> None:
+        profiler = cProfile.Profile()
+        with lock:
+            profilers.append(profiler)
+        profiler.enable()  # replaces this hook for the rest of the thread's life
+
+    threading.setprofile(start_profiling_this_thread)
+    try:
+        started = time.perf_counter()
+        profilers[0].runcall(predict_files, predictor, [str(path)], out)
+        wall = time.perf_counter() - started
+    finally:
+        threading.setprofile(None)
+    for profiler in profilers[1:]:
+        profiler.disable()
+    stats = pstats.Stats(*profilers)
     row = {stage: cumulative_seconds(stats, inside) - cumulative_seconds(stats, outside)
            for stage, (inside, outside) in STAGES.items()}
     row["other"] = max(0.0, wall - sum(row.values()))
@@ -99,7 +117,7 @@ def main() -> None:
         f"Measured with `python -m benchmarks.predict_profile{' --backend ' + args.backend if args.backend else ''}"
         f"` ({machine_line()}), idle machine: `predict_files` on one JPEG (quality 90) per size, under cProfile "
         f"(which adds a little to every stage); seconds, median of {args.repeats} calls after a warm-up. Model: "
-        f"{predictor.description}.", "",
+        f"{args.model or 'the shipped model'} through `{predictor.backend}`.", "",
         markdown_table(["photo", *STAGES, "other", "total"], rows), ""])
     print(markdown)
     if not args.no_write:

@@ -1,13 +1,19 @@
-"""Throughput of one process against two on this machine (docs/results.md): pseudo-labelling with
-``--shard`` and data-parallel training under ``torchrun`` (Gloo).
+"""Throughput of one process against two on this machine (docs/results.md): pseudo-labelling and
+`bpiml predict` on a folder with ``--shard``, data-parallel training under ``torchrun`` (Gloo).
 
-    python benchmarks/scaling.py          # on an idle machine: these are wall-clock numbers
+    python benchmarks/scaling.py                   # on an idle machine: these are wall-clock numbers
+    python benchmarks/scaling.py --jobs predict    # only the folder-prediction rows
 
 Pseudo-labelling: the default teacher on the first N CASIA v1 training images, as one process with
 2 threads, then as two shards of 1 thread each at once (wall time from start to the last finish,
 process start-up included). Training: one epoch of native 256 px crops of CASIA v1 training
 images, EfficientNet-Lite0 + MGFM, global batch 8, as one process with 2 threads and as two Gloo
-processes of 1 thread each (samples per second of the training loop, from metrics.csv).
+processes of 1 thread each (samples per second of the training loop, from metrics.csv). Prediction:
+`bpiml predict` (default backend, shipped model, maps written) on a folder of 100 JPEG photos of 1024 x 768
+and one of 20 of 4000 x 3000 (synthetic, quality 90), the process started once per folder, as one process with
+2 threads and as two shards of 1 thread each (wall time, start-up included, and without it: the per-photo
+seconds from the progress of the run itself are not available, so start-up is measured on a folder of one
+photo and subtracted).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, machine_line, markdown_table, update_results_section  # noqa: E402
@@ -52,7 +60,30 @@ def pseudo_labelling(work: Path, data: Path, n: int) -> list[list]:
     base = [str(BIN / "bpiml"), "-q", "pseudo-label", "-d", str(listing), "--boxes", str(work / "boxes.json")]
     one = _run_all([base + ["-o", str(work / "pl1"), "--threads", "2"]], 2)
     two = _run_all([base + ["-o", str(work / "pl2"), "--threads", "1", "--shard", f"{k}/2"] for k in range(2)], 1)
-    return [["pseudo-label (default teacher)", f"{n} images", n / one, n / two, one / two]]
+    return [["pseudo-label (default teacher)", f"{n} images", n / one, n / two, one / two, None]]
+
+
+def predicting(work: Path, count: int, width: int, height: int) -> list[list]:
+    """A folder of ``count`` photos through `bpiml predict`: one process (2 threads) against two shards."""
+    import cv2
+    from predict_speed import photo
+
+    folder = work / f"photos-{width}x{height}"
+    folder.mkdir()
+    picture = cv2.cvtColor(photo(width, height), cv2.COLOR_RGB2BGR)
+    for i in range(count):  # a different crop of one larger pattern each, so no two files are the same
+        shifted = np.roll(picture, shift=(7 * i, 13 * i), axis=(0, 1))
+        cv2.imwrite(str(folder / f"p{i:03d}.jpg"), shifted, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    single = work / f"single-{width}x{height}"
+    single.mkdir()
+    shutil.copy(folder / "p000.jpg", single)
+    base = [str(BIN / "bpiml"), "-q", "predict"]
+    startup = _run_all([base + [str(single), "-o", str(work / f"s-{width}"), "--threads", "2"]], 2)
+    one = _run_all([base + [str(folder), "-o", str(work / f"o1-{width}"), "--threads", "2"]], 2)
+    two = _run_all([base + [str(folder), "-o", str(work / f"o2-{width}"), "--threads", "1", "--shard", f"{k}/2"]
+                    for k in range(2)], 1)
+    return [["predict a folder (default backend, maps written)", f"{count} photos {width} x {height}",
+             count / one, count / two, one / two, (one - startup) / (count - 1)]]
 
 
 def training(work: Path, data: Path, samples: int) -> list[list]:
@@ -69,27 +100,38 @@ def training(work: Path, data: Path, samples: int) -> list[list]:
             return float(next(csv.DictReader(handle))["samples_per_second"])
 
     one, two = rate("t1"), rate("t2")
-    return [["train (full supervision, 256 px crops)", f"{samples} samples", one, two, two / one]]
+    return [["train (full supervision, 256 px crops)", f"{samples} samples", one, two, two / one, None]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=40, help="images to pseudo-label (default 40)")
     parser.add_argument("--samples", type=int, default=240, help="training samples (default 240)")
+    parser.add_argument("--jobs", nargs="+", default=["pseudo-label", "predict", "train"],
+                        choices=["pseudo-label", "predict", "train"])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bpiml-scaling-"))
+    rows = []
     try:
-        rows = pseudo_labelling(work, DEFAULT_DATA, args.images) + training(work, DEFAULT_DATA, args.samples)
+        if "pseudo-label" in args.jobs:
+            rows += pseudo_labelling(work, DEFAULT_DATA, args.images)
+        if "predict" in args.jobs:
+            rows += predicting(work, 100, 1024, 768) + predicting(work, 20, 4000, 3000)
+        if "train" in args.jobs:
+            rows += training(work, DEFAULT_DATA, args.samples)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if not rows:
+        return
     markdown = ("## One process against two (this CPU)\n\n"
                 f"Measured with `python benchmarks/scaling.py` ({machine_line(threads=False)}), idle machine. "
                 "Pseudo-labelling: images per second of wall time, start-up included (`--shard 0/2` and `1/2` at "
                 "once, 1 thread each, against one process with 2 threads). Training: samples per second of the "
                 "training loop (`torchrun --nproc_per_node=2`, Gloo, 1 thread each, against one process with "
                 "2 threads), global batch 8.\n\n"
-                + markdown_table(["job", "size", "1 process /s", "2 processes /s", "speed-up"], rows) + "\n")
+                + markdown_table(["job", "size", "1 process /s", "2 processes /s", "speed-up",
+                                  "1 process, seconds per photo after start-up"], rows) + "\n")
     print(markdown)
     if not args.no_write:
         update_results_section("scaling", markdown)

@@ -53,6 +53,8 @@ FINETUNE_FA = (*SYNTHETIC, "optim.init=shipped", "loss.false_alarm=0.1", "loss.i
 # jitter destroys and crops off the 8-pixel grid misalign: both rows train without colour jitter on grid-aligned
 # crops, so that the pair isolates the branch; 14,000 samples under bf16 so that both fit one session side by side.
 JPEG_GRID = (*SYNTHETIC, "augment.colour=0", "augment.crop_grid=8", "optim.epochs=14", "optim.precision=bf16")
+JPEG_COPYMOVE = (*JPEG_GRID, "student.compression_traces=true", "student.self_similarity=true",
+                 "data.synthetic_fraction=0.4", "data.synthetic_clones=0.5")
 RUNS = {
     "method": RunSpec("box supervision through the default SAM teacher (the method)"),
     "method-srm": RunSpec("the method + SRM noise-residual branch", overrides=("student.residual=srm",)),
@@ -101,9 +103,8 @@ RUNS = {
     "jpeg-ghost-full": RunSpec("jpeg-ghost under full supervision (its upper bound: box / full ratio)",
                                supervision="full", overrides=(*JPEG_GRID, "student.compression_traces=true")),
     "jpeg-ghost-copymove": RunSpec("jpeg-ghost + the copy-move branch and half of the forgeries plain clones",
-                                   overrides=(*JPEG_GRID, "student.compression_traces=true",
-                                              "student.self_similarity=true", "data.synthetic_fraction=0.4",
-                                              "data.synthetic_clones=0.5")),
+                                   overrides=JPEG_COPYMOVE),
+    "jpeg-ghost-copymove-seed1": RunSpec("jpeg-ghost-copymove with seed 1", overrides=(*JPEG_COPYMOVE, "optim.seed=1")),
     "box": RunSpec("filled boxes as targets (no teacher)", supervision="box"),
     "grabcut": RunSpec("GrabCut teacher instead of SAM", teacher="grabcut"),
     "mgfm-off": RunSpec("plain FPN fusion (no MGFM)", overrides=("student.fusion=fpn",)),

@@ -26,7 +26,7 @@ from boxpromptiml.evaluation.calibration import PIXEL_CALIBRATION_FILE, PixelCal
 from boxpromptiml.fileio import write_bytes_atomic, write_json_atomic
 from boxpromptiml.training.checkpoint import load_student
 
-from ..common import REPO, markdown_table, update_results_section
+from ..common import REFERENCE_BACKEND, REPO, markdown_table, update_results_section
 from .layout import TEST_SETS, Layout, test_datasets
 from .record import read_json_or_empty
 from .runs import RUNS
@@ -98,7 +98,8 @@ def _verdict_and_scores(out: Path, val: Dataset, layout: Layout, note: dict | No
     validation images, score the model on the test sets as shipped and add all of it to its training note."""
     verdict = _fit_verdict(out, val, layout)
     write_shipped_graph(out)  # the default backend's graph of the final weights and pixel threshold
-    predictor = load_predictor(out)  # the calibrated weights; the image threshold is passed explicitly below
+    # the calibrated weights; the image threshold is passed explicitly below
+    predictor = load_predictor(out, REFERENCE_BACKEND)
     decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=VAL_SOURCE,
                                resave_jpeg=RESAVE_QUALITY)
     scores = {}
@@ -124,8 +125,8 @@ def _fit_verdict(out: Path, val: Dataset, layout: Layout) -> dict:
     with tempfile.TemporaryDirectory(prefix="bpiml-verdict-") as tmp:
         headed_dir = Path(tmp) / "verdict"
         fit = fit_verdict(out, train, headed_dir, half=True)
-        aucs = {name: evaluate_predictor(val, load_predictor(folder).predict, resave_jpeg=RESAVE_QUALITY,
-                                         desc=f"validation image AUC ({name})")[0].image_auc
+        aucs = {name: evaluate_predictor(val, load_predictor(folder, REFERENCE_BACKEND).predict,
+                                         resave_jpeg=RESAVE_QUALITY, desc=f"validation image AUC ({name})")[0].image_auc
                 for name, folder in (("head", headed_dir), ("map_max", out))}
         adopted = aucs["head"] is not None and aucs["map_max"] is not None and aucs["head"] > aucs["map_max"]
         if adopted:

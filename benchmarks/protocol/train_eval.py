@@ -21,7 +21,7 @@ from boxpromptiml.fileio import write_json_atomic
 from boxpromptiml.training.loop import train
 from boxpromptiml.training.run_folder import read_metrics
 
-from ..common import REPO
+from ..common import REFERENCE_BACKEND, REPO
 from .layout import Layout, test_datasets
 from .runs import RUNS, run_config
 
@@ -51,7 +51,7 @@ def stage_train(layout: Layout, runs: list[str], threads: int, workers: int, max
 
 
 def _score(model_dir, tests: dict, label: str) -> dict:
-    predictor = load_predictor(model_dir)
+    predictor = load_predictor(model_dir, REFERENCE_BACKEND)
     scores = {}
     for test_name, dataset in tests.items():
         started = time.perf_counter()
