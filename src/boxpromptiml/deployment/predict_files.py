@@ -99,9 +99,10 @@ def shrunk_for_viewing(image: np.ndarray, prob: np.ndarray, side: int = OVERLAY_
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_prob.astype(np.float32) / 255.0
 
 
-def write_outputs(out: Path, path: Path, image: np.ndarray, prediction: Prediction, predictor: Predictor,
+def write_outputs(out: Path, path: Path, image: np.ndarray | None, prediction: Prediction, predictor: Predictor,
                   masks: bool, overlays: bool, reports: bool, threshold: float) -> None:
-    """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked."""
+    """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked (these
+    two need ``image``)."""
     write_probability_map(out / f"{path.stem}.png", prediction.probability)
     if masks:
         mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
@@ -157,7 +158,11 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
             prediction = predictor.predict(image)
             if writing:
                 writing.pop().result()  # the previous image's outputs are written (or their error raised)
-            writing.append(pool.submit(write_outputs, out, paths[index], image, prediction, predictor, masks,
+            # the photo itself is kept only for the outputs that draw on it, so that a large one is freed while its
+            # map is written
+            kept = image if overlays or reports else None
+            del image
+            writing.append(pool.submit(write_outputs, out, paths[index], kept, prediction, predictor, masks,
                                        overlays, reports, threshold))
             return prediction_score(prediction)
 
