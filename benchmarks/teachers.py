@@ -142,6 +142,52 @@ def run_speed(args, store: ResultStore) -> None:
               f"{decoder[4] * 1000:.0f} ms (4 boxes); {1 / row['s_per_image']:.2f} images/s", flush=True)
 
 
+ENCODER_RECORD = REPO / "docs" / "teacher_encoders_runs.json"
+
+
+def run_encoders(args, store: ResultStore) -> None:
+    """The default teacher with each encoder backend on the first ``--encoder-images`` CASIA v1 training images:
+    images per second (decoding excluded; one warm-up image first, when OpenVINO compiles) and pseudo-mask F1, so
+    that a faster teacher is seen not to be a worse one. Its rows go to their own record, not the cache."""
+    from boxpromptiml.teachers import ENCODER_BACKENDS
+
+    record = ResultStore(ENCODER_RECORD)
+    items = load_with_boxes(args.data, "casia1_train/train.json", args.encoder_images, BoxSimulationConfig())
+    torch.set_num_threads(2)
+    for backend in ENCODER_BACKENDS:
+        teacher = create_teacher("litemedsam").use_encoder_backend(backend)
+        teacher.segment(items[0][1], items[0][3])  # warm-up: the graph is compiled here
+        canvas = torch.rand(1, 3, teacher.model.input_size, teacher.model.input_size)
+        teacher.encode(canvas)
+        started = time.perf_counter()
+        for _ in range(args.repeats):
+            teacher.encode(canvas)
+        encoder = (time.perf_counter() - started) / args.repeats
+        row = score_teacher(teacher, items)
+        record.put(backend, {**row, "encoder_s": encoder, "images_per_s": 1 / row["s_per_image"],
+                             "machine": machine_line()})
+        print(f"{backend}: encoder {encoder:.3f} s, {1 / row['s_per_image']:.2f} images/s, F1 {row['f1']:.4f}",
+              flush=True)
+    if not args.no_write:
+        update_results_section("teacher_encoders", render_encoders(record))
+
+
+def render_encoders(record: ResultStore) -> str:
+    from boxpromptiml.teachers import ENCODER_BACKENDS
+
+    rows = [[f"`{b}`", ENCODER_BACKENDS[b], r["encoder_s"], r["images_per_s"], r["f1"], r["iou"], r["n"]]
+            for b in ENCODER_BACKENDS if (r := record.get(b))]
+    machines = sorted({r["machine"] for r in record.rows.values()})
+    return "\n".join([
+        "### Teacher encoder backends: speed and pseudo-mask quality together", "",
+        f"Measured with `python benchmarks/teachers.py --sections encoders` ({'; '.join(machines)}), idle machine: "
+        "the default teacher (LiteMedSAM + GrabCut 0.45) on the first CASIA v1 training images with simulated boxes "
+        "(`bpiml boxes` defaults); encoder seconds per 256 px canvas (mean of repeats after a warm-up), images per "
+        "second of `segment` (encoder, decoder, GrabCut; no decoding of files), pixel F1 / IoU of the pseudo masks "
+        "against the exact masks at 0.5. Rows in `docs/teacher_encoders_runs.json`.", "",
+        markdown_table(["encoder backend", "what", "encoder s", "images / s", "F1", "IoU", "images"], rows), ""])
+
+
 def _mean_f1(store: ResultStore, config: str) -> float | None:
     cells = [store.get(f"quality|{config}|{d}") for d in DATASETS]
     return float(np.mean([c["f1"] for c in cells])) if all(cells) else None
@@ -207,7 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with casia1_dev/ and coverage/")
     parser.add_argument("--sections", nargs="+", default=["quality", "coarseness", "speed"],
-                        choices=["quality", "coarseness", "speed"])
+                        choices=["quality", "coarseness", "speed", "encoders"])
+    parser.add_argument("--encoder-images", type=int, default=479,
+                        help="CASIA v1 training images for the encoders section (default: all 479)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the quality runs (default 1)")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats for the speed section")
@@ -221,6 +269,11 @@ def main() -> None:
         args.store.unlink(missing_ok=True)
     store = ResultStore(args.store)
     torch.set_num_threads(args.threads)
+    if "encoders" in args.sections:  # a section of its own in docs/results.md
+        run_encoders(args, store)
+        args.sections = [s for s in args.sections if s != "encoders"]
+        if not args.sections:
+            return
     for section in args.sections:
         {"quality": run_quality, "coarseness": run_coarseness, "speed": run_speed}[section](args, store)
     markdown = render(store, "python benchmarks/teachers.py")
