@@ -114,9 +114,10 @@ LARGE_PHOTO_PIXELS = 4_000_000  # from this size on, plain 8-bit JPEGs are decod
 def _read_large_jpeg(path: Path) -> np.ndarray | None:
     """A large 8-bit RGB / gray JPEG decoded by OpenCV directly into the returned array, in RGB: one copy of
     the pixels instead of Pillow's three (its RGBX buffer, the bytes handed to numpy, the array), 0.7 GB less
-    for a 12000 x 9000 photo (OpenCV's own ``imread`` result briefly holds two). Both wrap libjpeg-turbo with the same settings, so the
-    pixels are the same (checked in the tests). None when the file is not such a JPEG, or may be truncated
-    (no end-of-image marker: OpenCV would fill the missing rows with grey; Pillow reports them)."""
+    for a 12000 x 9000 photo (OpenCV's own ``imread`` result briefly holds two). Both wrap libjpeg-turbo with
+    the same settings, so the pixels are the same (checked in the tests). None when the file is not such a
+    JPEG, or may be truncated (no end-of-image marker: OpenCV would fill the missing rows with grey; Pillow
+    reports them)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -8,6 +8,7 @@ through the same :class:`CanvasTransform`, so they can never disagree.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from .settings import ENCODER_BACKENDS, Normalize, Resize, SamSettings
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class SamTeacher(Teacher):
                                                              self.weights["checkpoint_sha256"],
                                                              torch.get_num_threads(), precision)
                 except ImportError:
+                    self.encoder_backend = "torch"
+                    return None
+                except Exception as exc:  # noqa: BLE001 - an encoder the exporter cannot take still runs in torch
+                    log.warning("the %s encoder could not be made for %s (%s); it runs in PyTorch",
+                                self.encoder_backend, self.name, exc)
                     self.encoder_backend = "torch"
                     return None
             return self._openvino_encoder
