@@ -63,9 +63,11 @@ def main() -> None:
     params = f"{count_params_m(load_student(args.model or shipped_model_dir())[0]):.2f} M parameters, "
     markdown = ("## Prediction speed of the shipped model\n\n"
                 f"Measured with `python benchmarks/predict_speed.py` ({machine_line()}), idle machine: "
-                f"`Predictor.predict` on a synthetic photo ({params}student `{config.encoder}`, resolution "
+                f"`Predictor.predict` through `{predictor.backend}` (bpiml predict's default) on a synthetic photo "
+                f"({params}student `{config.encoder}`, resolution "
                 f"`{config.resolution}`, residual `{config.residual}`, tiles above {config.max_side} px); median "
-                "of repeated calls after a warm-up, decoding not included. Peak RSS is the process's maximum so far."
+                "of repeated calls after a warm-up, decoding not included. Peak RSS is the process's maximum so far "
+                "(OpenVINO keeps the kernels of every input shape it has run)."
                 "\n\n" + markdown_table(["image", "seconds", "peak RSS (MB)"], rows) + "\n")
     print(markdown)
     if not args.no_write:
