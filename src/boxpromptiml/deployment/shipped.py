@@ -46,7 +46,9 @@ def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | N
 
     model, state = load_student(checkpoint)
     out = Path(out_dir) if out_dir is not None else shipped_model_path()
-    save_checkpoint(out, model, {**state, "shipped_from": str(checkpoint)}, half=True)
+    source = Path(checkpoint).resolve()  # recorded relative to where it was shipped from: no machine's own paths
+    shipped_from = source.relative_to(Path.cwd()) if source.is_relative_to(Path.cwd()) else Path(source.name)
+    save_checkpoint(out, model, {**state, "shipped_from": shipped_from.as_posix()}, half=True)
     for name in (DECISION_FILE, PIXEL_CALIBRATION_FILE, VERDICT_FILE):  # the records travel with the weights
         record = checkpoint_folder(checkpoint) / name
         if record.is_file():
