@@ -9,6 +9,7 @@ Measured effect on LiteMedSAM's encoder: see docs/results.md (teacher speed).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,8 @@ def prepare_for_cpu_inference(model: nn.Module) -> nn.Module:
 class OpenVinoEncoder:
     """A frozen image encoder compiled by OpenVINO (``precision`` "auto": bf16 where the CPU has it, as the student's
     default backend; "f32": the same embeddings as PyTorch to ~1e-5). Measured on LiteMedSAM (docs/results.md,
-    teacher speed): 0.29 s (bf16) and 0.57 s (f32) per canvas against 0.89 s in PyTorch, at the same pseudo-mask
-    F1. Its ONNX graph is exported once per teacher checkpoint and canvas size into the graph cache
+    teacher encoder backends): 0.29 s (bf16) and 0.58 s (f32) per canvas against 1.01 s in PyTorch, at the same
+    pseudo-mask F1. Its ONNX graph is exported once per teacher checkpoint and canvas size into the graph cache
     (deployment/graph.py's ``$BPIML_CACHE``)."""
 
     def __init__(self, encoder: nn.Module, canvas_side: int, checkpoint_sha256: str, threads: int,
@@ -73,7 +74,7 @@ def export_encoder(encoder: nn.Module, canvas_side: int, out: Path) -> Path:
 
     logging.getLogger(__name__).warning("making the teacher encoder's ONNX graph once (about 30 s), kept in %s", out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # shards may export at once: each its own file
     program = torch.onnx.export(encoder.eval(), (torch.zeros(1, 3, canvas_side, canvas_side),), dynamo=True,
                                 opset_version=18, verbose=False)
     program.save(str(tmp))
