@@ -106,7 +106,7 @@ def write_outputs(out: Path, path: Path, image: np.ndarray | None, prediction: P
     write_probability_map(out / f"{path.stem}.png", prediction.probability)
     if masks:
         mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
-        write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=np.empty_like(mask)))
+        write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=mask))  # 0 / 255 in place
         del mask
     if overlays:
         import cv2
