@@ -18,6 +18,18 @@ from .graph import cache_dir, onnx_metadata, openvino_metadata, student_config_o
 PRECISIONS = ("auto", "f32", "bf16")
 
 
+def cpu_properties(threads: int | None, precision: str) -> dict[str, object]:
+    """How a network is compiled for the CPU here (students and teachers' encoders alike): one request at a time
+    (latency), ``threads`` threads (None: OpenVINO's choice), ``precision`` "auto" (bf16 on CPUs with native bf16,
+    float32 elsewhere) or forced."""
+    properties: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        properties["INFERENCE_NUM_THREADS"] = int(threads)
+    if precision != "auto":
+        properties["INFERENCE_PRECISION_HINT"] = precision
+    return properties
+
+
 class OpenVinoSession:
     def __init__(self, path: Path, threads: int | None = None, precision: str = "auto") -> None:
         try:
@@ -35,11 +47,7 @@ class OpenVinoSession:
         metadata = onnx_metadata(path) if Path(path).suffix == ".onnx" else openvino_metadata(model)
         self.student_config: StudentConfig = student_config_of(metadata)
         self.has_score = len(model.outputs) > 1
-        properties = {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir() / "openvino-kernels")}
-        if threads:
-            properties["INFERENCE_NUM_THREADS"] = int(threads)
-        if precision != "auto":
-            properties["INFERENCE_PRECISION_HINT"] = precision
+        properties = {**cpu_properties(threads, precision), "CACHE_DIR": str(cache_dir() / "openvino-kernels")}
         self.compiled = core.compile_model(model, "CPU", properties)
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self._lock = threading.Lock()  # one infer request, used by one caller at a time

@@ -52,15 +52,12 @@ class OpenVinoEncoder:
         import openvino as ov
 
         from ..deployment.graph import cache_dir
+        from ..deployment.openvino_backend import cpu_properties
 
         graph = cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-encoder-{canvas_side}.onnx"
         if not graph.is_file():
             export_encoder(encoder, canvas_side, graph)
-        properties = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY"}
-        if precision != "auto":
-            properties["INFERENCE_PRECISION_HINT"] = precision
-        self.compiled = ov.Core().compile_model(str(graph), "CPU", properties)
-        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.compiled = ov.Core().compile_model(str(graph), "CPU", cpu_properties(threads, precision))
         self._request = self.compiled.create_infer_request()
 
     def __call__(self, canvas: torch.Tensor) -> torch.Tensor:

@@ -90,7 +90,7 @@ class SamTeacher(Teacher):
         self.weights = weights or {}
         self._grabcut = GrabCutTeacher(self.options)
         self.device = torch.device("cpu")
-        # cpu_inference.ENCODER_BACKENDS; OpenVINO needs the checkpoint's hash to name its cached graph
+        # settings.ENCODER_BACKENDS; OpenVINO needs the checkpoint's hash to name its cached graph
         self.encoder_backend = "openvino" if weights and weights.get("checkpoint_sha256") else "torch"
         self._openvino_encoder: Any = None
         self._encoder_lock = threading.Lock()
@@ -131,7 +131,7 @@ class SamTeacher(Teacher):
         return self.model.encode(canvas.to(self.device).contiguous(memory_format=torch.channels_last))
 
     def use_encoder_backend(self, backend: str) -> SamTeacher:
-        """Run the image encoder with ``backend`` (cpu_inference.ENCODER_BACKENDS) from the next image on."""
+        """Run the image encoder with ``backend`` (settings.ENCODER_BACKENDS) from the next image on."""
         if backend not in ENCODER_BACKENDS:
             raise ConfigError(f"unknown encoder backend {backend!r}; known: {', '.join(ENCODER_BACKENDS)}")
         if backend != "torch" and not self.weights.get("checkpoint_sha256"):
