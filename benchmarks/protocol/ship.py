@@ -98,21 +98,26 @@ def _verdict_and_scores(out: Path, val: Dataset, layout: Layout, note: dict | No
     validation images, score the model on the test sets as shipped and add all of it to its training note."""
     verdict = _fit_verdict(out, val, layout)
     write_shipped_graph(out)  # the default backend's graph of the final weights and pixel threshold
+    return calibrate_and_score(out, val, layout, {**(note or {}), "verdict": verdict})
+
+
+def calibrate_and_score(out: Path, val: Dataset, layout: Layout, note: dict | None = None) -> dict:
+    """Calibrate a model folder's image threshold on the re-saved validation images, score it on the test sets as
+    it stands (with whatever it carries: verdict head, copy-move search) and add both to its training note."""
     # the calibrated weights; the image threshold is passed explicitly below
     predictor = load_predictor(out, REFERENCE_BACKEND)
     decision = calibrate_model(predictor, out, val, FALSE_ALARM_RATE, source=VAL_SOURCE,
                                resave_jpeg=RESAVE_QUALITY)
     scores = {}
     for test_name, dataset in test_datasets(layout.data).items():
-        report = evaluate_predictor(dataset, predictor.predict, desc=f"shipped model on {test_name}",
+        report = evaluate_predictor(dataset, predictor.predict, desc=f"{out.name} on {test_name}",
                                     image_threshold=decision.threshold)[0]
         scores[test_name] = {k: v for k, v in report.to_dict().items()
                              if k in ("pixel_f1", "pixel_iou", "pixel_auc", "image_auc", "image_false_alarm_rate",
                                       "image_detection_rate")}
-        log.info("shipped model on %s: pixel F1 %.3f", test_name, report.pixel_f1)
+        log.info("%s on %s: pixel F1 %.3f", out.name, test_name, report.pixel_f1)
     write_json_atomic(out / TRAINING_NOTE, {**read_json_or_empty(out / TRAINING_NOTE), **(note or {}),
-                                            "image_decision": decision.to_dict(), "verdict": verdict,
-                                            "test_scores": scores})
+                                            "image_decision": decision.to_dict(), "test_scores": scores})
     return scores
 
 

@@ -44,6 +44,9 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
                           "(default: auto)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--no-copy-move", action="store_true",
+                   help="the student's map alone: leave out the search for regions copied within a photo that "
+                        "models with a copy_move.json (the shipped one among them) add to it")
 
 
 def add_false_alarm_option(p: argparse.ArgumentParser) -> None:
@@ -146,7 +149,8 @@ def run_predict(args: argparse.Namespace) -> int:
     model_folder = [Path(args.model)] if args.model and Path(args.model).is_dir() else []  # never into the model
     check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()] + model_folder,
                        "output folder")
-    predictor = load_predictor(args.model, args.backend, args.device)  # first: a bad model leaves no folder
+    # first: a bad model leaves no folder
+    predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move)
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
                            resolve_shard(args.shard), reports=args.report)

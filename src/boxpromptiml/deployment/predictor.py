@@ -5,7 +5,9 @@ config says (squeezed to the square input, or at its own resolution, tiled when 
 ``student/inference.py``) and returns the probability map at the image's size;
 ``predict_batch`` (tensors, for programs) takes B x 3 x H x W in [0, 1]. The same predictor runs a
 PyTorch student or its ONNX export. The image score is the model's own (score head) or else the map's maximum, as
-`bpiml evaluate` defines it.
+`bpiml evaluate` defines it. A model folder with a ``copy_move.json`` also searches each photo for regions copied
+within it (``copy_move/``) and marks the pasted member of each pair on the map; a found copy raises the image score
+to at least ``copy_score``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..copy_move import CopyMoveSettings, find_copies, fuse_copies
 from ..data.images import PathLike
 from ..devices import resolve_device
 from ..errors import ConfigError
@@ -36,6 +39,7 @@ class Predictor:
         self.decision = decision  # calibrated image-level threshold (bpiml calibrate), if the model has one
         self.source = source  # the model folder or .onnx file it was loaded from (None: built in memory)
         self.backend = "torch"  # what runs the network (BACKENDS)
+        self.copy_move: CopyMoveSettings | None = None  # copy-move search fused into the map (None: the student alone)
         self._identity: dict[str, str] | None = None
 
     def identity(self) -> dict[str, str]:
@@ -61,21 +65,31 @@ class Predictor:
         about.update({f"student.{k}": v for k, v in self.config.to_dict().items()})
         if self.decision is not None:
             about["decision"] = self.decision.describe()
+        about["copy_move"] = "off" if self.copy_move is None else self.copy_move.to_dict()
         return about
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Probability map at the image's size and its image score (the model's own, else the map's maximum)."""
         prediction = predict_image(self.predict_batch, self.config, image)
-        if prediction.score is not None:
-            return prediction
-        return Prediction(prediction.probability, image_score_from_map(prediction.probability))
+        probability, score = prediction.probability, prediction.score
+        copies = None
+        if self.copy_move is not None:
+            copies = find_copies(image, self.copy_move)
+            if copies.found:
+                probability = fuse_copies(probability, copies, self.copy_move)
+        if score is None:
+            score = image_score_from_map(probability)
+        if copies is not None and copies.found:
+            score = max(score, self.copy_move.copy_score)
+        return Prediction(probability, score)
 
 
 def load_predictor(model: PathLike | None, backend: str = AUTO, device: str = "auto",
-                   threads: int | None = None) -> Predictor:
+                   threads: int | None = None, copy_move: bool = True) -> Predictor:
     """A predictor for a run / checkpoint folder (any backend), or for an exported graph file (``.onnx``:
     onnxruntime or openvino; OpenVINO ``.xml``: openvino). Graph backends make their graph from the folder's
-    weights once (deployment/graph.py). ``threads`` defaults to torch's thread count."""
+    weights once (deployment/graph.py). ``threads`` defaults to torch's thread count. ``copy_move=False`` leaves
+    out the copy-move search even where the model folder sets it up."""
     from ..training.checkpoint import checkpoint_folder
     from .calibrate import load_decision
 
@@ -115,8 +129,32 @@ def load_predictor(model: PathLike | None, backend: str = AUTO, device: str = "a
                               f"{name} ({session.precision}):{path}")
     predictor.backend = name
     predictor.source = path
-    predictor.decision = load_decision(path.parent if graph_file else checkpoint_folder(path))
+    folder = path.parent if graph_file else checkpoint_folder(path)
+    predictor.decision = load_decision(folder)
+    predictor.copy_move = load_copy_move_settings(folder) if copy_move else None
     return predictor
+
+
+COPY_MOVE_FILE = "copy_move.json"  # copy-move search settings saved with a model; absent: the student alone
+
+
+def load_copy_move_settings(model_dir: PathLike) -> CopyMoveSettings | None:
+    """The copy-move settings saved with a model, if any."""
+    import json
+
+    path = Path(model_dir) / COPY_MOVE_FILE
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a JSON object of copy-move settings")
+    try:
+        return CopyMoveSettings.from_dict(values)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def numpy_runner(run_numpy) -> BatchRunner:

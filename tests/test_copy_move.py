@@ -1,0 +1,205 @@
+"""Copy-move search: finds copies that are moved, turned or mirrored, leaves photos without copies alone, and
+lets the student's map choose the pasted member of a pair."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from boxpromptiml.copy_move import Copies, CopyMoveSettings, find_copies, fuse_copies
+from boxpromptiml.copy_move.detector import affine_fit_residual
+from boxpromptiml.copy_move.features import patch_features
+from boxpromptiml.errors import ConfigError
+
+SOURCE = (slice(40, 100), slice(50, 110))
+TARGET = (slice(150, 210), slice(250, 310))
+
+
+def textured(seed: int = 0, shape: tuple[int, int] = (256, 384)) -> np.ndarray:
+    """A photo-like texture with no two places alike."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (5, 5), 1.2)
+
+
+def copied(transform=lambda block: block, seed: int = 0) -> np.ndarray:
+    image = textured(seed)
+    image[TARGET] = transform(image[SOURCE].copy())
+    return image
+
+
+def covered(copies: Copies, where: tuple[slice, slice]) -> float:
+    """Share of a square that the found regions cover."""
+    return float((copies.labels[where] > 0).mean())
+
+
+@pytest.mark.parametrize("transform", [lambda b: b, lambda b: np.rot90(b).copy(), lambda b: b[:, ::-1].copy()],
+                         ids=["moved", "turned 90 degrees", "mirrored"])
+def test_a_copy_and_its_original_are_found_as_a_pair(transform) -> None:
+    copies = find_copies(copied(transform))
+    assert copies.found
+    assert covered(copies, SOURCE) > 0.8 and covered(copies, TARGET) > 0.8
+    # one pair: the region at the source and the region at the target
+    (a, b), = copies.pairs
+    assert {int(np.bincount(copies.labels[SOURCE].ravel()).argmax()),
+            int(np.bincount(copies.labels[TARGET].ravel()).argmax())} == {a, b}
+    # nothing else is marked
+    outside = copies.labels > 0
+    outside[SOURCE] = False
+    outside[TARGET] = False
+    assert outside.mean() < 0.02
+
+
+def test_a_photo_without_copies_has_none() -> None:
+    for seed in range(3):
+        copies = find_copies(textured(seed))
+        assert not copies.found and not copies.labels.any()
+
+
+def test_flat_grey_and_tiny_photos_have_no_copies() -> None:
+    assert not find_copies(np.full((200, 300, 3), 128, np.uint8)).found  # every patch matches: none is usable
+    assert not find_copies(textured(0)[:, :, 0]).found  # a grey photo is read as it is
+    tiny = find_copies(np.zeros((12, 9, 3), np.uint8))
+    assert not tiny.found and tiny.labels.shape == (12, 9)
+
+
+def test_a_large_photo_is_searched_at_the_working_size() -> None:
+    small = copied()
+    large = cv2.resize(small, (1152, 768), interpolation=cv2.INTER_CUBIC)
+    copies = find_copies(large, CopyMoveSettings(work_side=384))
+    assert copies.found and copies.labels.shape == (256, 384) and copies.image_shape == (768, 1152)
+    probability = np.zeros((768, 1152), np.float32)
+    fused = fuse_copies(probability, copies, CopyMoveSettings())
+    assert fused.shape == (768, 1152) and fused.max() >= 0.95
+
+
+def test_rotation_invariant_features() -> None:
+    import torch
+
+    grey = torch.from_numpy(textured(1)[:, :, 1].astype(np.float32))
+    features, _ = patch_features(grey, radius=8, max_order=5)
+    turned, _ = patch_features(torch.rot90(grey, 1, (0, 1)).contiguous(), radius=8, max_order=5)
+    # the patch at (r, c) of the photo is the patch at (W-1-c, r) of the photo turned by 90 degrees
+    h, w = features.shape[1:]
+    assert torch.allclose(features[:, 20, 30], turned[:, w - 1 - 30, 20], atol=1e-3)
+    assert features.shape[0] == 12
+
+
+def test_affine_fit_residual_is_zero_on_an_affine_field_and_large_on_a_random_one() -> None:
+    import torch
+
+    rows, cols = torch.meshgrid(torch.arange(20.0), torch.arange(30.0), indexing="ij")
+    affine = torch.stack([0.9 * rows + 0.2 * cols + 5, -0.2 * rows + 0.9 * cols + 40])
+    usable = torch.ones(20, 30, dtype=torch.bool)
+    residual = affine_fit_residual(affine, usable, 2)
+    assert torch.all(residual[2:-2, 2:-2] < 1e-3) and torch.isinf(residual[0, 0])
+    noisy = affine_fit_residual(torch.rand(2, 20, 30) * 100, usable, 2)
+    assert torch.all(noisy[2:-2, 2:-2] > 10)
+    usable[10, 10] = False  # a window over an unusable position is no evidence
+    assert torch.isinf(affine_fit_residual(affine, usable, 2)[10, 10])
+
+
+def test_the_student_chooses_the_pasted_member_and_the_rest_is_scaled_down() -> None:
+    image = copied()
+    copies = find_copies(image)
+    probability = np.full(image.shape[:2], 0.6, np.float32)
+    probability[TARGET] = 0.4  # the student leans to the target
+    probability[SOURCE] = 0.1
+    fused = fuse_copies(probability.copy(), copies, CopyMoveSettings(outside_weight=0.5))
+    assert fused[TARGET].mean() > 0.9 and fused[SOURCE].max() <= 0.06
+    assert np.isclose(fused[0, 0], 0.3)  # elsewhere scaled by outside_weight
+    # when the student does not choose, both members are kept
+    even = fuse_copies(np.zeros(image.shape[:2], np.float32), copies, CopyMoveSettings())
+    assert even[TARGET].mean() > 0.9 and even[SOURCE].mean() > 0.9
+
+
+def test_no_copy_leaves_the_map_unchanged() -> None:
+    probability = np.random.default_rng(0).random((256, 384), dtype=np.float32)
+    copies = find_copies(textured(2))
+    assert fuse_copies(probability.copy(), copies, CopyMoveSettings()).tolist() == probability.tolist()
+
+
+def test_settings_are_checked_and_round_trip() -> None:
+    settings = CopyMoveSettings(iterations=2)
+    assert CopyMoveSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    with pytest.raises(ConfigError, match="unknown setting"):
+        CopyMoveSettings.from_dict({"radious": 3})
+    with pytest.raises(ConfigError, match="outside_weight"):
+        CopyMoveSettings(outside_weight=2.0)
+
+
+@pytest.fixture(scope="module")
+def model_with_copy_search(tmp_path_factory):
+    """A random student saved with a copy_move.json beside it."""
+    import torch
+
+    from boxpromptiml.deployment.predictor import COPY_MOVE_FILE
+    from boxpromptiml.student.model import StudentConfig, build_student
+    from boxpromptiml.training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_student(StudentConfig(encoder="efficientnet_lite0", encoder_init="random", input_size=64))
+    folder = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best", model, {"epoch": 0})
+    (folder / COPY_MOVE_FILE).write_text(json.dumps(CopyMoveSettings(outside_weight=0.0).to_dict()))
+    return folder
+
+
+def test_a_model_with_copy_move_settings_marks_the_copy(model_with_copy_search, tmp_path) -> None:
+    from PIL import Image
+
+    from boxpromptiml.cli import main
+    from boxpromptiml.deployment.predictor import load_predictor
+
+    image = copied()
+    predictor = load_predictor(model_with_copy_search, backend="torch")
+    assert predictor.copy_move is not None and predictor.describe()["copy_move"]["outside_weight"] == 0.0
+    prediction = predictor.predict(image)
+    assert prediction.probability[TARGET].mean() > 0.9 or prediction.probability[SOURCE].mean() > 0.9
+    outside = np.ones(image.shape[:2], bool)
+    for where in (SOURCE, TARGET):  # with the margin a region may grow by (its edge patches reach past it)
+        outside[where[0].start - 10:where[0].stop + 10, where[1].start - 10:where[1].stop + 10] = False
+    assert prediction.probability[outside].max() < 0.5  # outside_weight 0: the rest of the map is cleared
+    assert prediction.score >= 0.99  # a found copy is a finding (copy_score)
+    plain = load_predictor(model_with_copy_search, backend="torch", copy_move=False)
+    assert plain.copy_move is None and plain.describe()["copy_move"] == "off"
+    assert plain.predict(image).probability[TARGET].mean() < 0.9
+    # the CLI switch
+    Image.fromarray(image).save(tmp_path / "copy.png")
+    for flag, out in (([], "on"), (["--no-copy-move"], "off")):
+        assert main(["predict", str(tmp_path / "copy.png"), "--model", str(model_with_copy_search), "--backend",
+                     "torch", "-o", str(tmp_path / out), *flag]) == 0
+    on = np.asarray(Image.open(tmp_path / "on" / "copy.png"))
+    off = np.asarray(Image.open(tmp_path / "off" / "copy.png"))
+    assert on[TARGET].mean() > 200 or on[SOURCE].mean() > 200
+    assert off[TARGET].mean() < 200 and off[SOURCE].mean() < 200
+
+
+def test_a_broken_copy_move_file_is_a_clear_error(model_with_copy_search, tmp_path) -> None:
+    import shutil
+
+    from boxpromptiml.deployment.predictor import COPY_MOVE_FILE, load_predictor
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_with_copy_search, folder)
+    for text, message in (("{not json", "cannot read"), ("[1, 2]", "JSON object"), ('{"radius": 1}', "radius"),
+                          ('{"sides": 3}', "unknown setting")):
+        (folder / COPY_MOVE_FILE).write_text(text)
+        with pytest.raises(ConfigError, match=message) as error:
+            load_predictor(folder, backend="torch")
+        assert COPY_MOVE_FILE in str(error.value)
+    # asked to leave the search out, the model loads whatever the file says
+    assert load_predictor(folder, backend="torch", copy_move=False).copy_move is None
+
+
+def test_a_float16_map_of_a_large_photo_is_fused_in_place() -> None:
+    """Photos over 40 MP are predicted into float16 maps (student/inference.py); the fusion keeps them so."""
+    small = copied()
+    copies = find_copies(small)
+    scaled = Copies(copies.labels, copies.pairs, (1024, 1536))  # as if found on a photo 4x the size
+    probability = np.zeros((1024, 1536), np.float16)
+    fused = fuse_copies(probability, scaled, CopyMoveSettings())
+    assert fused is probability and fused.dtype == np.float16
+    assert fused[600:840, 1000:1240].mean() > 0.9 or fused[160:400, 200:440].mean() > 0.9
