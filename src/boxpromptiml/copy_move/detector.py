@@ -28,7 +28,7 @@ from .matching import nearest_neighbour_field
 class CopyMoveSettings:
     """How copies are searched for and how they change the student's map (saved as ``copy_move.json``)."""
 
-    work_side: int = 512  # photos with a longer side are analysed on a shrunk copy (pixels below are at that size)
+    work_side: int = 384  # photos with a longer side are analysed on a shrunk copy (pixels below are at that size)
     radius: int = 8  # patch radius: features describe a disc of 2r + 1 pixels
     max_order: int = 5  # highest Zernike order (12 magnitudes at 5)
     min_distance: float = 16.0  # a match must lie at least this far away
