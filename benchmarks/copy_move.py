@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -34,6 +35,7 @@ from boxpromptiml.copy_move import CopyMoveSettings, find_copies, fuse_copies
 from boxpromptiml.data.images import read_image, read_mask
 from boxpromptiml.data.readers import load_dataset
 from boxpromptiml.deployment.predictor import COPY_MOVE_FILE, load_predictor
+from boxpromptiml.evaluation.metrics import confusion, f1
 from boxpromptiml.fileio import write_json_atomic
 
 from .common import REFERENCE_BACKEND, REPO, ResultStore, machine_line, markdown_table, update_results_section
@@ -53,11 +55,6 @@ CANDIDATES: dict[str, dict] = {
 }
 OUTSIDE_WEIGHTS = (1.0, 0.5, 0.0)
 SPEED_SIZES = ((384, 256), (1024, 768), (1920, 1080), (4000, 3000))
-
-
-def pixel_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
-    overlap = np.logical_and(predicted, truth).sum()
-    return 0.0 if overlap == 0 else float(2 * overlap / (predicted.sum() + truth.sum()))
 
 
 def is_copy_move(name: str) -> bool:
@@ -80,8 +77,10 @@ def stage_detector(store: ResultStore, limit: int | None) -> None:
             found = find_copies(image, settings)
             seconds.append(time.perf_counter() - started)
             truth = read_mask(sample.mask, image.shape[:2])
-            scores.append(pixel_f1(found.labels > 0 if found.labels.shape == truth.shape else
-                                   np.zeros_like(truth), truth))
+            found_map = found.region_mask().astype(np.uint8)
+            if found_map.shape != truth.shape:  # searched on a shrunk copy: back to the photo's size
+                found_map = cv2.resize(found_map, truth.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            scores.append(f1(confusion(found_map, truth)))
         false_alarms = [find_copies(read_image(s.image), settings).found for s in authentic]
         row = {"settings": settings.to_dict(), "copy_moves": len(scores), "f1_both": float(np.mean(scores)),
                "found": float(np.mean(np.array(scores) > 0.1)), "authentic": len(false_alarms),
@@ -127,10 +126,10 @@ def stage_fusion(store: ResultStore, model: Path) -> None:
         for image_name, truth, probability, copies in cases:
             fused = probability if variant is None else fuse_copies(probability.copy(), copies, variant)
             if truth is None:
-                marked.append(bool((fused >= threshold).any()))
+                marked.append(bool((fused > threshold).any()))
             else:
                 per_type["copy-moved" if is_copy_move(image_name) else "spliced"].append(
-                    pixel_f1(fused >= threshold, truth))
+                    f1(confusion(fused, truth, threshold)))
         every = per_type["copy-moved"] + per_type["spliced"]
         store.put(f"fusion/{name}", {
             "model": _relative(model), "detector": label, "settings": None if variant is None else variant.to_dict(),
