@@ -41,8 +41,9 @@ def test_the_fitted_head_is_the_logistic_regression_and_the_maps_stay_frozen(loc
     assert got == pytest.approx(expected, abs=1e-4)
     # the default backend (OpenVINO, bf16 on CPUs that have it) reports the same score within bf16's precision
     assert load_predictor(tmp_path / "verdict").predict(image).score == pytest.approx(expected, abs=1e-2)
-    before_map = load_predictor(localizer).predict(image).probability
-    np.testing.assert_allclose(load_predictor(tmp_path / "verdict").predict(image).probability, before_map, atol=1e-5)
+    before_map = load_predictor(localizer, backend="torch").predict(image).probability  # torch: no second graph
+    np.testing.assert_allclose(load_predictor(tmp_path / "verdict", backend="torch").predict(image).probability,
+                               before_map, atol=1e-5)
 
 
 def test_fit_verdict_refuses_to_overwrite_the_localizer_and_needs_both_classes(localizer, toy_dataset):
@@ -69,3 +70,13 @@ def test_a_verdict_states_its_detection_rate_and_that_silence_is_weak_evidence()
     assert flagged.startswith("TAMPERED") and "caught 14% of its 70 tampered" in flagged
     assert quiet.startswith("not flagged") and "weak evidence" in quiet
     assert "caught 14%" in decision.describe()
+
+
+def test_a_verdict_says_when_the_map_gate_damped_the_map():
+    from boxpromptiml.deployment.map_gate import MapGate
+
+    decision, gate = ImageDecision(0.8, 0.05, 0.06, 0.14, 51, 70, "val"), MapGate(threshold=0.5)
+    assert "damped" in verdict_text(0.3, decision, gate) and "0.500" in verdict_text(0.3, decision, gate)
+    assert "damped" not in verdict_text(0.6, decision, gate)  # above the gate: the map is as made
+    assert "damped" in verdict_text(0.3, None, gate)  # no verdict, still said
+    assert "damped" not in verdict_text(0.3, decision)

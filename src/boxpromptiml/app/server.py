@@ -349,8 +349,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         probability = analysis.probability.astype(np.float32) / 255.0
         page = render_report(analysis.preview, probability, analysis.score, image_name=analysis.name,
                              model=predictor.describe(), decision=predictor.decision,
-                             threshold=threshold, created=analysis.created, facts=analysis.facts,
-                             identity=predictor.identity())
+                             gate=predictor.map_gate, threshold=threshold, created=analysis.created,
+                             facts=analysis.facts, identity=predictor.identity())
         stem = Path(analysis.name).stem
         return Response(page, media_type="text/html",
                         headers={"Content-Disposition": content_disposition(f"{stem}_report.html"),

@@ -270,10 +270,12 @@ class AppState:
     def describe_analysis(self, key: str, analysis: Analysis) -> dict[str, Any]:
         from ..deployment.report import verdict_text
 
-        decision = self.predictor_for(analysis.model).decision
+        predictor = self.predictor_for(analysis.model)
+        decision = predictor.decision
         return {"id": key, "name": analysis.name, "width": analysis.width, "height": analysis.height,
                 "analysed_width": analysis.analysed_size[0], "analysed_height": analysis.analysed_size[1],
-                "score": round(analysis.score, 4), "verdict": verdict_text(analysis.score, decision),
+                "score": round(analysis.score, 4),
+                "verdict": verdict_text(analysis.score, decision, predictor.map_gate),
                 "tampered": None if decision is None else analysis.score > decision.threshold,
                 "decision": None if decision is None else decision.to_dict(), "model": analysis.model}
 

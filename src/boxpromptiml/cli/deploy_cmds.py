@@ -47,6 +47,9 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-copy-move", action="store_true",
                    help="the student's map alone: leave out the search for regions copied within a photo that "
                         "models with a copy_move.json (the shipped one among them) add to it")
+    p.add_argument("--no-map-gate", action="store_true",
+                   help="keep every map as made: do not damp the maps of photos scored under the gate that models "
+                        "with a map_gate.json (the shipped one among them) apply")
 
 
 def add_false_alarm_option(p: argparse.ArgumentParser) -> None:
@@ -94,6 +97,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-authentic-marked", type=float, metavar="SHARE",
                    help="choose the best pixel threshold among those that mark any pixel in at most this share "
                         "of the validation authentic images (default: no cap; the shares are recorded anyway)")
+    p.add_argument("--map-gate", type=float, metavar="SHARE",
+                   help="also choose a map gate (map_gate.json): the lowest image score under which maps are damped "
+                        "so that at most this share of the validation authentic images keep a marked pixel")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: %(default)s)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=run_calibrate)
@@ -150,7 +156,8 @@ def run_predict(args: argparse.Namespace) -> int:
     check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()] + model_folder,
                        "output folder")
     # first: a bad model leaves no folder
-    predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move)
+    predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
+                              map_gate=not args.no_map_gate)
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
                            resolve_shard(args.shard), reports=args.report)
@@ -172,7 +179,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     for line in calibrate_folder(args.model or shipped_model_dir(), load_datasets(args.dataset),
                                  args.false_alarm_rate, keep_pixel_threshold=args.keep_pixel_threshold,
                                  device=args.device, max_authentic_marked=args.max_authentic_marked,
-                                 resave_jpeg=args.resave_jpeg):
+                                 resave_jpeg=args.resave_jpeg, map_gate_max_marked=args.map_gate):
         print(line)
     return 0
 

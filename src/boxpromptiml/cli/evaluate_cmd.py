@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         from ..deployment.predictor import load_predictor
 
         torch.set_num_threads(max(1, args.threads))
-        predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move)
+        predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
+                              map_gate=not args.no_map_gate)
         decision = predictor.decision
         report, run_ = evaluate_predictor(dataset, predictor.predict, args.threshold, args.resize_masks,
                                           image_threshold=decision.threshold if decision else None,

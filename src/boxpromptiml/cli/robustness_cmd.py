@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     dataset = dataset_from_args(args)
     torch.set_num_threads(max(1, args.threads))
-    predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move)
+    predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
+                              map_gate=not args.no_map_gate)
     suite = robustness_suite(tuple(args.only) if args.only else None)
     rows = evaluate_robustness(dataset, predictor.predict, suite, args.seed,
                                progress=lambda label: log.info("robustness: %s", label))

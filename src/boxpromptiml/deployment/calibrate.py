@@ -114,11 +114,12 @@ def calibrate_pixel_threshold(model_dir: PathLike, dataset: Dataset, source: str
 def calibrate_folder(model_dir: PathLike, dataset: Dataset, false_alarm_rate: float = 0.05, *,
                      keep_pixel_threshold: bool = False, device: str = "cpu",
                      max_authentic_marked: float | None = None, resave_jpeg: int | None = None,
-                     require_authentic: bool = True) -> list[str]:
+                     require_authentic: bool = True, map_gate_max_marked: float | None = None) -> list[str]:
     """`bpiml calibrate`: the pixel threshold on ``dataset``'s tampered images (unless kept), then the image
     threshold at ``false_alarm_rate`` on its authentic ones; returns the lines that say what was set, and why
     something was not. Without authentic images the image threshold is an error, or (``require_authentic``
-    False, after fine-tuning) a line saying the model has none."""
+    False, after fine-tuning) a line saying the model has none. ``map_gate_max_marked``: then the map gate for that
+    share of marked authentic images (map_gate.py), on the same images."""
     lines = []
     if keep_pixel_threshold:
         pass
@@ -138,4 +139,10 @@ def calibrate_folder(model_dir: PathLike, dataset: Dataset, false_alarm_rate: fl
     lines.append(f"threshold {decision.threshold:.4f}: {decision.false_alarm_rate:.1%} of {decision.n_authentic} "
                  f"authentic images flagged, {detection} of {decision.n_tampered} tampered; saved with the model in "
                  f"{model_dir}" + (f"; {decision.warning}" if decision.warning else ""))
+    if map_gate_max_marked is not None:
+        from .map_gate import calibrate_map_gate
+
+        gate = calibrate_map_gate(load_predictor(model_dir, device=device, map_gate=False),
+                                  checkpoint_folder(model_dir), dataset, map_gate_max_marked, resave_jpeg=resave_jpeg)
+        lines.append(f"map gate: {gate.describe()}")
     return lines

@@ -2,7 +2,7 @@
 
 Writes ``OUT/<stem>.png`` (8-bit probability), ``OUT/scores.json`` (image-level scores),
 ``OUT/verdicts.json`` (score, verdict and the threshold it used, when the model has a
-calibrated image-level threshold: see `bpiml calibrate`), and
+calibrated image-level threshold: see `bpiml calibrate`; and whether the map gate damped the map), and
 optionally ``OUT/masks/<stem>.png`` (binary at the threshold), ``OUT/overlays/<stem>.jpg``
 (the image with the map in red, at most 4096 px on its longer side) and ``OUT/reports/<stem>.html``
 (a self-contained one-page report, the same page `bpiml serve` exports). Unreadable images are reported and skipped.
@@ -121,7 +121,8 @@ def write_outputs(out: Path, path: Path, image: np.ndarray | None, prediction: P
         from .report import render_report
 
         page = render_report(image, prediction.probability, prediction_score(prediction), image_name=path.name,
-                             model=predictor.describe(), decision=predictor.decision, threshold=threshold,
+                             model=predictor.describe(), decision=predictor.decision, gate=predictor.map_gate,
+                             threshold=threshold,
                              facts=file_facts(path.read_bytes(), path.name), identity=predictor.identity())
         write_bytes_atomic(out / "reports" / f"{path.stem}.html", page.encode("utf-8"))
 
@@ -187,6 +188,9 @@ def _update_score_files(out: Path, predictor: Predictor, run: SampleRun[float]) 
         verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.is_file() else {"images": {}}
         threshold = predictor.decision.threshold
         verdicts["decision"] = predictor.decision.to_dict()
-        verdicts["images"].update({name: {"score": float(score), "tampered": score > threshold}
+        gate = predictor.map_gate
+        verdicts["map_gate"] = None if gate is None else gate.to_dict()
+        verdicts["images"].update({name: {"score": float(score), "tampered": score > threshold,
+                                          "map_damped": gate is not None and score < gate.threshold}
                                    for name, score in run.results.items()})
         write_json_atomic(verdicts_path, verdicts)

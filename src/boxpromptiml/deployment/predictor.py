@@ -7,7 +7,8 @@ config says (squeezed to the square input, or at its own resolution, tiled when 
 PyTorch student or its ONNX export. The image score is the model's own (score head) or else the map's maximum, as
 `bpiml evaluate` defines it. A model folder with a ``copy_move.json`` also searches each photo for regions copied
 within it (``copy_move/``) and marks the pasted member of each pair on the map; a found copy raises the image score
-to at least ``copy_score``.
+to at least ``copy_score``. A model folder with a ``map_gate.json`` damps the map of a photo whose image score is under
+the gate, so that nothing is marked there (``map_gate.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..evaluation.metrics import image_score_from_map
 from ..student.inference import BatchRunner, Prediction, predict_image, torch_runner
 from ..student.model import Student, StudentConfig
 from .backends import AUTO, resolve_backend
+from .map_gate import MapGate, gate_map, load_map_gate
 
 
 class Predictor:
@@ -40,6 +42,7 @@ class Predictor:
         self.source = source  # the model folder or .onnx file it was loaded from (None: built in memory)
         self.backend = "torch"  # what runs the network (BACKENDS)
         self.copy_move: CopyMoveSettings | None = None  # copy-move search fused into the map (None: the student alone)
+        self.map_gate: MapGate | None = None  # damps the maps of photos scored under it (None: maps as made)
         self._identity: dict[str, str] | None = None
 
     def identity(self) -> dict[str, str]:
@@ -66,6 +69,7 @@ class Predictor:
         if self.decision is not None:
             about["decision"] = self.decision.describe()
         about["copy_move"] = "off" if self.copy_move is None else self.copy_move.to_dict()
+        about["map_gate"] = "off" if self.map_gate is None else self.map_gate.describe()
         return about
 
     def predict(self, image: np.ndarray) -> Prediction:
@@ -81,15 +85,17 @@ class Predictor:
             score = image_score_from_map(probability)
         if copies is not None and copies.found:
             score = max(score, self.copy_move.copy_score)
+        if self.map_gate is not None:  # the map is this call's own array (predict_image makes it fresh)
+            probability = gate_map(probability, score, self.map_gate)
         return Prediction(probability, score)
 
 
 def load_predictor(model: PathLike | None, backend: str = AUTO, device: str = "auto",
-                   threads: int | None = None, copy_move: bool = True) -> Predictor:
+                   threads: int | None = None, copy_move: bool = True, map_gate: bool = True) -> Predictor:
     """A predictor for a run / checkpoint folder (any backend), or for an exported graph file (``.onnx``:
     onnxruntime or openvino; OpenVINO ``.xml``: openvino). Graph backends make their graph from the folder's
     weights once (deployment/graph.py). ``threads`` defaults to torch's thread count. ``copy_move=False`` leaves
-    out the copy-move search even where the model folder sets it up."""
+    out the copy-move search even where the model folder sets it up, ``map_gate=False`` the map gate."""
     from ..training.checkpoint import checkpoint_folder
     from .calibrate import load_decision
 
@@ -132,6 +138,7 @@ def load_predictor(model: PathLike | None, backend: str = AUTO, device: str = "a
     folder = path.parent if graph_file else checkpoint_folder(path)
     predictor.decision = load_decision(folder)
     predictor.copy_move = load_copy_move_settings(folder) if copy_move else None
+    predictor.map_gate = load_map_gate(folder) if map_gate else None
     return predictor
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..data.images import fit_within
 from ..evaluation.calibration import ImageDecision
+from .map_gate import MapGate
 from .predict_files import overlay
 from .provenance import FileFacts, software_versions
 
@@ -36,11 +37,14 @@ def _data_uri(image: np.ndarray, fmt: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
 
 
-def verdict_text(score: float, decision: ImageDecision | None) -> str:
-    """The image-level verdict in words (or why there is none)."""
+def verdict_text(score: float, decision: ImageDecision | None, gate: MapGate | None = None) -> str:
+    """The image-level verdict in words (or why there is none), and whether the map gate damped the map."""
+    damped = "" if gate is None or score >= gate.threshold else \
+        (f"; the map is damped, because the image score is under the map gate {gate.threshold:.3f}: nothing is "
+         "marked, and the heat map shows faintly where the model looked (--no-map-gate shows the map as made)")
     if decision is None:
         return (f"image score {score:.3f}; this model has no calibrated image threshold "
-                "(bpiml calibrate makes one), so no verdict is given")
+                "(bpiml calibrate makes one), so no verdict is given" + damped)
     flagged = score > decision.threshold
     caught = "an unmeasured share" if decision.detection_rate is None else f"{decision.detection_rate:.0%}"
     text = (f"{'TAMPERED' if flagged else 'not flagged'}: image score {score:.3f} against threshold "
@@ -50,11 +54,12 @@ def verdict_text(score: float, decision: ImageDecision | None) -> str:
     weak = decision.detection_rate is None or decision.detection_rate < 0.9
     if not flagged and weak:  # "nothing found" must not read as more certain than the detection rate allows
         text += "; not being flagged is weak evidence of authenticity: look at the heat map"
-    return text
+    return text + damped
 
 
 def render_report(image: np.ndarray, probability: np.ndarray, score: float, *, image_name: str,
-                  model: dict[str, Any], decision: ImageDecision | None, threshold: float = 0.5,
+                  model: dict[str, Any], decision: ImageDecision | None, gate: MapGate | None = None,
+                  threshold: float = 0.5,
                   created: datetime | None = None, facts: FileFacts | None = None,
                   identity: dict[str, str] | None = None) -> str:
     """The report page as a string. ``model`` describes the model's settings, ``identity`` names it (name and
@@ -91,7 +96,7 @@ vertical-align: top; border-bottom: 1px solid #eee; }} td {{ font-family: monosp
 </style></head>
 <body>
 <h1>Manipulation analysis: {esc(image_name)}</h1>
-<p class="verdict {tone}" id="verdict">{esc(verdict_text(score, decision))}</p>
+<p class="verdict {tone}" id="verdict">{esc(verdict_text(score, decision, gate))}</p>
 <p>Image {probability.shape[1]} x {probability.shape[0]} pixels; {tampered_share:.1%} of its pixels have tampering
 probability above {threshold:.2f}. Created {esc(created.isoformat(timespec="seconds"))}.</p>
 <div class="pictures">

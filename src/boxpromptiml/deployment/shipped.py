@@ -42,6 +42,7 @@ def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | N
     from ..evaluation.calibration import DECISION_FILE, PIXEL_CALIBRATION_FILE
     from ..fileio import write_bytes_atomic
     from ..training.checkpoint import checkpoint_folder, load_student, save_checkpoint
+    from .map_gate import MAP_GATE_FILE
     from .predictor import COPY_MOVE_FILE
     from .verdict import VERDICT_FILE
 
@@ -50,8 +51,8 @@ def ship_model(checkpoint: PathLike, note: dict[str, Any], out_dir: PathLike | N
     source = Path(checkpoint).resolve()  # recorded relative to where it was shipped from: no machine's own paths
     shipped_from = source.relative_to(Path.cwd()) if source.is_relative_to(Path.cwd()) else Path(source.name)
     save_checkpoint(out, model, {**state, "shipped_from": shipped_from.as_posix()}, half=True)
-    # the records (and the copy-move settings) travel with the weights
-    for name in (DECISION_FILE, PIXEL_CALIBRATION_FILE, VERDICT_FILE, COPY_MOVE_FILE):
+    # the records (and the copy-move settings and the map gate) travel with the weights
+    for name in (DECISION_FILE, PIXEL_CALIBRATION_FILE, VERDICT_FILE, COPY_MOVE_FILE, MAP_GATE_FILE):
         record = checkpoint_folder(checkpoint) / name
         if record.is_file():
             write_bytes_atomic(out / name, record.read_bytes())
