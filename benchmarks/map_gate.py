@@ -3,11 +3,14 @@ validation split, and the gate written into a model (writes docs/results.md).
 
     python -m benchmarks.map_gate --stages scan report
     python -m benchmarks.map_gate --stages write --into runs/map_gate/shipped-gated
+    python -m benchmarks.by_type --model shipped-v3-copy-move-gated=runs/map_gate/shipped-gated
+    python -m benchmarks.map_gate --stages note --into runs/map_gate/shipped-gated
 
 - ``scan``: the model (default: the shipped one, its gate off) on the protocol's CASIA validation split
   (`runs/v2/casia1_split/val.json`), as stored and with both classes re-saved at JPEG 90: at each share of marked
   authentic images allowed (``CAPS``), the gate chosen and what it costs in mean pixel F1 (per type).
 - ``write``: the gate for ``CAP`` on the validation split as stored into a model folder (``map_gate.json``).
+- ``note``: the test scores ``benchmarks.by_type`` measured for that folder into its ``training.json``.
 Test sets choose nothing here: ``benchmarks.by_type`` scores a model folder with its gate on them.
 """
 
@@ -69,10 +72,39 @@ def stage_scan(store: ResultStore, model: Path) -> None:
 
 
 def stage_write(into: Path) -> None:
+    """The gate into ``into`` (``map_gate.json``), and into its training note with the command that chose it."""
     predictor = load_predictor(into, REFERENCE_BACKEND, map_gate=False)
     gate = calibrate_map_gate(predictor, into, load_dataset(SPLIT / "val.json"), CAP,
                               source="the protocol's CASIA v1 validation split")
+    _update_note(into, {"map_gate": {**gate.to_dict(), "command": "python -m benchmarks.map_gate --stages write "
+                                                                   "--into MODEL"}})
     print(f"wrote {into}: {gate.describe()}")
+
+
+def stage_note(into: Path, label: str) -> None:
+    """The test scores `benchmarks.by_type` measured for ``label`` (the model with its gate) into its training note."""
+    from .by_type import RECORD as BY_TYPE
+
+    measured = json.loads(BY_TYPE.read_text()).get(label) if BY_TYPE.is_file() else None
+    if measured is None:
+        raise SystemExit(f"no by_type row {label!r}: run python -m benchmarks.by_type --model {label}={into} first")
+    keys = ("pixel_f1", "pixel_precision", "pixel_recall", "authentic_marked_rate", "image_auc")
+    scores = {test: {**{k: measured[test]["stored"].get(k) for k in keys},
+                     "image_auc_resaved_90": measured[test]["resaved"].get("image_auc"),
+                     "groups": {g["group"]: g.get("pixel_f1") for g in measured[test]["stored"].get("groups") or []}}
+              for test in ("CASIA v1", "COVERAGE")}
+    _update_note(into, {"test_scores_with_map_gate": scores,
+                        "test_scores_with_map_gate_command": f"python -m benchmarks.by_type --model {label}=MODEL"})
+    print(json.dumps(scores, indent=1))
+
+
+def _update_note(folder: Path, entries: dict) -> None:
+    from boxpromptiml.deployment.shipped import TRAINING_NOTE
+    from boxpromptiml.fileio import write_json_atomic
+
+    path = folder / TRAINING_NOTE
+    if path.is_file():
+        write_json_atomic(path, {**json.loads(path.read_text(encoding="utf-8")), **entries})
 
 
 def _relative(path: Path) -> str:
@@ -102,9 +134,10 @@ def render(store: ResultStore) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stages", nargs="+", choices=["scan", "write", "report"], default=["scan", "report"])
+    parser.add_argument("--stages", nargs="+", choices=["scan", "write", "note", "report"], default=["scan", "report"])
     parser.add_argument("--model", type=Path, default=REPO / "src/boxpromptiml/deployment/shipped_model")
-    parser.add_argument("--into", type=Path, help="model folder for --stages write")
+    parser.add_argument("--into", type=Path, help="model folder for --stages write / note")
+    parser.add_argument("--label", default="shipped-v3-copy-move-gated", help="its by_type row (--stages note)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -115,6 +148,10 @@ def main() -> None:
         if args.into is None:
             parser.error("--stages write needs --into MODEL_DIR")
         stage_write(args.into)
+    if "note" in args.stages:
+        if args.into is None:
+            parser.error("--stages note needs --into MODEL_DIR")
+        stage_note(args.into, args.label)
     if "report" in args.stages:
         update_results_section("map_gate", render(store))
         print(json.dumps({"written": "docs/results.md (map_gate)"}))

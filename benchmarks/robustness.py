@@ -4,7 +4,7 @@
     python benchmarks/robustness.py --model runs/v2/runs/method
 
 Same levels as `bpiml robustness`; pixel F1 at 0.5 (mean over tampered images), pixel AUC,
-image AUC (with the sets' authentic images).
+image AUC (with the sets' authentic images), the share of authentic images with a marked pixel.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def main() -> None:
         row = [d.kind, d.level]
         for name in names:
             r = rows_by_set[name][i]
-            row += [r["pixel_f1"], r["pixel_auc"], r["image_auc"]]
+            row += [r["pixel_f1"], r["pixel_auc"], r["image_auc"], r.get("authentic_marked_rate")]
         table.append(row)
     limit = f" --limit {args.limit}" if args.limit else ""
     chains = "; ".join(f"{c.name}: long side <= {c.long_side} px then JPEG {c.quality}" for c in SOCIAL_CHAINS)
@@ -81,7 +81,8 @@ def main() -> None:
         + "Each level is applied to the original test images (masks follow resizing). Social-network-like chains "
         f"are approximations, not measured platform behaviour ({chains}); CASIA v1 and COVERAGE images are "
         f"smaller than every limit, so only their JPEG step acts. For reference, {PAPER}.", "",
-        markdown_table(["degradation", "level"] + [f"{n} {m}" for n in names for m in ("F1", "pAUC", "iAUC")], table),
+        markdown_table(["degradation", "level"] + [f"{n} {m}" for n in names
+                                                   for m in ("F1", "pAUC", "iAUC", "authentic marked")], table),
         "", "![robustness](figures/robustness.png)", ""])
     print(markdown)
     if not args.no_write:

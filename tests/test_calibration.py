@@ -10,6 +10,7 @@ import torch
 
 from boxpromptiml.cli import main
 from boxpromptiml.deployment.calibrate import load_decision
+from boxpromptiml.deployment.map_gate import load_map_gate
 from boxpromptiml.deployment.shipped import ship_model
 from boxpromptiml.errors import ConfigError
 from boxpromptiml.evaluation.calibration import (
@@ -69,11 +70,13 @@ def model_dir(tmp_path):
 def test_calibrate_predict_evaluate_and_ship(model_dir, toy_dataset, tmp_path, capsys):
     run_dir = model_dir.parent
     assert main(["calibrate", "--model", str(run_dir), "-d", str(toy_dataset.source),
-                 "--false-alarm-rate", "0.25"]) == 0
+                 "--false-alarm-rate", "0.25", "--map-gate", "0.5"]) == 0
     decision = load_decision(run_dir)
     assert decision is not None and decision.n_authentic == len(toy_dataset.authentic)
     assert decision.false_alarm_rate <= 0.25
-    capsys.readouterr()
+    assert "map gate:" in capsys.readouterr().out
+    gate = load_map_gate(model_dir)
+    assert gate is not None and gate.authentic_marked <= 0.5 and gate.n_authentic == len(toy_dataset.authentic)
     tampered_folder = toy_dataset.root / "Tp"
     assert main(["predict", str(tampered_folder), "--model", str(run_dir), "-o", str(tmp_path / "pred")]) == 0
     assert "called tampered" in capsys.readouterr().out
@@ -85,7 +88,7 @@ def test_calibrate_predict_evaluate_and_ship(model_dir, toy_dataset, tmp_path, c
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["image_threshold"] == decision.threshold and report["image_false_alarm_rate"] <= 0.25
     shipped = ship_model(run_dir, {"summary": "test"}, tmp_path / "shipped")
-    assert load_decision(shipped) == decision
+    assert load_decision(shipped) == decision and load_map_gate(shipped) == gate  # the gate travels too
     (model_dir / DECISION_FILE).unlink()
     shipped = ship_model(run_dir, {"summary": "test"}, shipped)
     assert not (shipped / DECISION_FILE).exists(), "a replaced model's threshold must not stay behind"

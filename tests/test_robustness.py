@@ -92,7 +92,7 @@ def test_robustness_cli_json_and_plot(tmp_path, monkeypatch):
     import boxpromptiml.deployment.predictor as predictor  # the command imports it when it runs
 
     monkeypatch.setattr(predictor, "load_predictor",
-                        lambda model, backend, device, copy_move=True: SimpleNamespace(predict=_red_oracle))
+                        lambda model, backend, device, **switches: SimpleNamespace(predict=_red_oracle))
     code = main(["robustness", "-d", str(dataset.source), "--model", "unused", "--only", "social", "blur",
                  "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
     assert code == 0

@@ -131,6 +131,7 @@ def evaluate_robustness(dataset: Dataset, predict: Callable[[np.ndarray], object
         report = evaluator.report()
         rows.append({"degradation": degradation.kind, "level": degradation.level, "pixel_f1": report.pixel_f1,
                      "pixel_iou": report.pixel_iou, "pixel_auc": report.pixel_auc, "image_auc": report.image_auc,
+                     "authentic_marked_rate": report.authentic_marked_rate,
                      "n_tampered": report.n_tampered, "n_authentic": report.n_authentic,
                      "failures": dict(loaded.failures)})
     return rows
