@@ -355,3 +355,57 @@ def test_encoder_backend_errors():
     with pytest.raises(ConfigError, match="needs a teacher loaded from a checkpoint file"):
         teacher.use_encoder_backend("openvino")
     assert teacher.use_encoder_backend("torch").encoder_backend == "torch"
+
+
+def test_large_photos_are_quantised_at_the_working_size_as_segment_would(monkeypatch):
+    """segment_uint8 (what pseudo-label files hold) scales a large photo's mask up as uint8, never as a full-size
+    float32 map, and gives what quantising segment's map would, within interpolation's rounding."""
+    import boxpromptiml.teachers.base as base
+    from boxpromptiml.data.images import probability_to_uint8
+
+    class Gradient(base.Teacher):
+        name = "gradient"
+
+        def segment_boxes(self, image, boxes):
+            ramp = np.linspace(0.0, 1.0, image.shape[1], dtype=np.float32)[None].repeat(image.shape[0], 0)
+            return np.stack([ramp for _ in boxes])
+
+        def describe(self):
+            return {"name": self.name}
+
+    monkeypatch.setattr(base, "WORK_SIDE", 64)
+    image = np.zeros((300, 400, 3), np.uint8)
+    boxes = [Box(100, 50, 200, 250), Box(250, 100, 390, 200)]
+    for output in base.OutputKind:
+        teacher = Gradient(base.TeacherOptions(output=output))
+        quantised = teacher.segment_uint8(image, boxes)
+        expected = probability_to_uint8(teacher.segment(image, boxes))
+        assert quantised.dtype == np.uint8 and quantised.shape == (300, 400)
+        assert quantised[:, :100].max() == 0 and quantised[:50].max() == 0  # clipped to the boxes
+        differ = np.abs(quantised.astype(int) - expected.astype(int))
+        assert (differ <= 1).mean() > 0.99 if output is base.OutputKind.SOFT else (differ == 0).mean() > 0.99
+    small = np.zeros((40, 60, 3), np.uint8)  # at or under the working size: exactly segment's map, quantised
+    np.testing.assert_array_equal(Gradient().segment_uint8(small, [Box(5, 5, 50, 30)]),
+                                  probability_to_uint8(Gradient().segment(small, [Box(5, 5, 50, 30)])))
+
+
+def test_grabcut_on_a_large_photo_cuts_within_a_crop_around_the_box(monkeypatch):
+    import boxpromptiml.teachers.classical as classical
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)  # dark noise
+    image[90:150, 130:200] = rng.integers(190, 255, (60, 70, 3), dtype=np.uint8)  # a bright object
+    box = Box(115, 75, 215, 165)
+    whole = create_teacher("grabcut").segment(image, [box])
+    monkeypatch.setattr(classical, "GRABCUT_MAX_PIXELS", 20_000)  # the photo is now "large": crop, then shrink
+    seen = []
+    real = classical.GrabCutTeacher._one
+    monkeypatch.setattr(classical.GrabCutTeacher, "_one", lambda self, bgr, b: seen.append(bgr.shape[:2]) or
+                        real(self, bgr, b))
+    cropped = create_teacher("grabcut").segment(image, [box])
+    assert seen and seen[0][0] * seen[0][1] <= 20_000 * 1.01  # cut on a bounded crop
+    truth = np.zeros(image.shape[:2], bool)
+    truth[90:150, 130:200] = True
+    for mask in (whole, cropped):
+        assert mask.shape == image.shape[:2]
+        assert (mask > 0.5)[truth].mean() > 0.9 and (mask > 0.5)[~truth].mean() < 0.01

@@ -103,10 +103,12 @@ def simulate_boxes(mask: np.ndarray, config: BoxSimulationConfig, rng: np.random
     return [loosen_box(b, config.margin, config.jitter, rng, width, height) for b in boxes]
 
 
-def boxes_to_mask(boxes: list[Box] | tuple[Box, ...], shape: tuple[int, int]) -> np.ndarray:
-    """Float32 map with 1 on pixels whose centre lies inside any box (the 'filled box' target)."""
+def boxes_to_mask(boxes: list[Box] | tuple[Box, ...], shape: tuple[int, int],
+                  dtype: type[np.generic] = np.float32) -> np.ndarray:
+    """Map (float32 unless ``dtype`` says otherwise) with 1 on pixels whose centre lies inside any box (the 'filled
+    box' target)."""
     height, width = shape
-    out = np.zeros((height, width), dtype=np.float32)
+    out = np.zeros((height, width), dtype=dtype)
     for box in boxes:
         x1, x2 = (int(np.clip(np.ceil(v - 0.5), 0, width)) for v in (box.x1, box.x2))
         y1, y2 = (int(np.clip(np.ceil(v - 0.5), 0, height)) for v in (box.y1, box.y2))

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data.images import PathLike, encode_png, probability_to_uint8, read_image
+from ..data.images import PathLike, encode_png, read_image
 from ..data.samples import Dataset, Sample
 from ..errors import ConfigError, DataError
 from ..fileio import write_bytes_atomic, write_json_atomic
@@ -128,8 +128,7 @@ def generate_pseudo_labels(
     def step(sample: Sample) -> PseudoLabel:
         start = time.perf_counter()
         image = read_image(sample.image)
-        soft = teacher.segment(image, list(sample.boxes or ()))
-        png = encode_png(probability_to_uint8(soft))
+        png = encode_png(teacher.segment_uint8(image, list(sample.boxes or ())))
         write_bytes_atomic(out_dir / f"{sample.name}.png", png)
         label = PseudoLabel(f"{sample.name}.png", hashlib.sha256(png).hexdigest(), _boxes_of(sample),
                             round(time.perf_counter() - start, 4), image.shape[0], image.shape[1])

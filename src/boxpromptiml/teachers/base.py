@@ -5,8 +5,8 @@ maximum) of one mask per box, at the image's own size. Teachers never train.
 
 Photos with a longer side over ``WORK_SIDE`` are segmented on a copy shrunk to it, and the mask is
 scaled back up: SAM sees 256-1024 px anyway and GrabCut gains nothing from more pixels, while a
-12000 x 9000 photo at full size needed over 20 GB. Peak memory then stays near two full-size
-float32 maps (the output and its box clip).
+12000 x 9000 photo at full size needed over 20 GB. Peak memory then stays near one full-size
+float32 map (the output; its box clip is a uint8 mask) beside the photo.
 """
 
 from __future__ import annotations
@@ -90,14 +90,34 @@ class Teacher(ABC):
             out = (out > 0.5).astype(np.float32)
         return out
 
+    def segment_uint8(self, image: np.ndarray, boxes: BoxesLike) -> np.ndarray:
+        """:meth:`segment` quantised to 0..255 (what pseudo-label files hold). A large photo's mask is quantised at
+        the working size and scaled up as uint8: a full-size float32 map of a 12000 x 9000 photo would be 430 MB."""
+        from ..data.images import probability_to_uint8
+
+        check_image(image)
+        height, width = image.shape[:2]
+        boxes = as_boxes(boxes, height, width)
+        if not boxes or max(height, width) <= WORK_SIDE:
+            return probability_to_uint8(self.segment(image, boxes))
+        small, scale = fit_within(image, WORK_SIDE)
+        small_boxes = [Box(b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale) for b in boxes]
+        out = cv2.resize(probability_to_uint8(self.segment(small, small_boxes)), (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+        if self.options.clip_to_box:  # the upscaled edge must not spill past a box
+            np.multiply(out, boxes_to_mask(boxes, (height, width), np.uint8), out=out)
+        if self.options.output is OutputKind.HARD:  # 0 / 255 again after interpolation, in place
+            np.multiply(out > 127, np.uint8(255), out=out)
+        return out
+
     def _segment_shrunk(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         """:meth:`segment` of a large photo through a copy shrunk to ``WORK_SIDE``, scaled back to full size."""
         height, width = image.shape[:2]
         small, scale = fit_within(image, WORK_SIDE)
         small_boxes = [Box(b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale) for b in boxes]
         out = cv2.resize(self.segment(small, small_boxes), (width, height), interpolation=cv2.INTER_LINEAR)
-        if self.options.clip_to_box:  # the upscaled edge must not spill past a box
-            out *= boxes_to_mask(boxes, (height, width))
+        if self.options.clip_to_box:  # the upscaled edge must not spill past a box (a uint8 mask: a quarter of
+            np.multiply(out, boxes_to_mask(boxes, (height, width), np.uint8), out=out)  # a float32 one's memory)
         if self.options.output is OutputKind.HARD:
             np.greater(out, 0.5, out=out, casting="unsafe")  # 0 / 1 again after interpolation, in place
         return out

@@ -21,9 +21,17 @@ class BoxTeacher(Teacher):
         return np.stack([boxes_to_mask([b], image.shape[:2]) for b in boxes])
 
 
+# GrabCut builds a graph over every pixel it is given: on a 2048 x 1536 photo that is ~600 MB. Photos over this many
+# pixels are cut on a crop around each box instead (the box, a margin of context, shrunk to this size if needed).
+# CASIA and COVERAGE photos are far smaller, so their pseudo masks are what they were.
+GRABCUT_MAX_PIXELS = 1_000_000
+GRABCUT_CONTEXT = 0.5  # the crop's margin around a box, as a share of the box's longer side (at least 16 px)
+
+
 class GrabCutTeacher(Teacher):
     """GrabCut (colour GMMs + graph cut) initialised with each box; a box GrabCut cannot use
-    (too thin, or covering the whole image so no background is left) falls back to the box."""
+    (too thin, or covering the whole image so no background is left) falls back to the box. On photos over
+    ``GRABCUT_MAX_PIXELS`` each box is cut within a bounded crop around it."""
 
     name = "grabcut"
 
@@ -33,7 +41,31 @@ class GrabCutTeacher(Teacher):
 
     def segment_boxes(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         bgr = np.ascontiguousarray(image[..., ::-1])
-        return np.stack([self._one(bgr, b) for b in boxes])
+        return np.stack([self._bounded(bgr, b) for b in boxes])
+
+    def _bounded(self, bgr: np.ndarray, box: Box) -> np.ndarray:
+        """:meth:`_one` on the whole photo when it is small, else on a crop around the box (shrunk to at most
+        ``GRABCUT_MAX_PIXELS``), the mask put back at the photo's size."""
+        height, width = bgr.shape[:2]
+        if height * width <= GRABCUT_MAX_PIXELS:
+            return self._one(bgr, box)
+        grow = max(16.0, GRABCUT_CONTEXT * max(box.width, box.height))
+        crop = Box(box.x1 - grow, box.y1 - grow, box.x2 + grow, box.y2 + grow).clip(width, height)
+        x1, y1, x2, y2 = int(crop.x1), int(crop.y1), int(np.ceil(crop.x2)), int(np.ceil(crop.y2))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return boxes_to_mask([box], (height, width))
+        patch = bgr[y1:y2, x1:x2]
+        scale = min(1.0, (GRABCUT_MAX_PIXELS / patch.shape[0] / patch.shape[1]) ** 0.5)
+        local = Box((box.x1 - x1) * scale, (box.y1 - y1) * scale, (box.x2 - x1) * scale, (box.y2 - y1) * scale)
+        if scale < 1.0:
+            patch = cv2.resize(patch, (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale))),
+                               interpolation=cv2.INTER_AREA)
+        cut = self._one(np.ascontiguousarray(patch), local)
+        if scale < 1.0:
+            cut = (cv2.resize(cut, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR) > 0.5).astype(np.float32)
+        out = np.zeros((height, width), np.float32)
+        out[y1:y2, x1:x2] = cut
+        return out
 
     def _one(self, bgr: np.ndarray, box: Box) -> np.ndarray:
         height, width = bgr.shape[:2]
