@@ -42,26 +42,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="first N tampered images of each set (default: all)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-map-gate", action="store_true",
+                        help="maps as made, without the model's map gate (rows kept apart, results.md untouched)")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the table from runs/bench/robustness.json without re-measuring")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     suite = robustness_suite()
-    store = REPO / "runs" / "bench" / "robustness.json"
+    store = REPO / "runs" / "bench" / ("robustness_no_map_gate.json" if args.no_map_gate else "robustness.json")
+    args.no_write = args.no_write or args.no_map_gate
     if args.render_only:
         saved = json.loads(store.read_text())
         rows_by_set, minutes = (saved["rows"], saved["minutes"]) if "rows" in saved else (saved, None)
     else:
-        predictor = load_predictor(args.model)
+        predictor = load_predictor(args.model, map_gate=not args.no_map_gate)
         rows_by_set, started = {}, time.perf_counter()
         for name, dataset in test_datasets(args.data, args.limit).items():
             rows_by_set[name] = evaluate_robustness(dataset, predictor.predict, suite,
                                                     progress=lambda label, n=name: print(f"{n}: {label}", flush=True))
         minutes = (time.perf_counter() - started) / 60
         write_json_atomic(store, {"rows": rows_by_set, "minutes": minutes, "model": args.model, "limit": args.limit})
-    figure = REPO / "docs" / "figures" / "robustness.png"
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    plot_robustness(rows_by_set, figure)
+    if not args.no_write:
+        figure = REPO / "docs" / "figures" / "robustness.png"
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        plot_robustness(rows_by_set, figure)
     names = list(rows_by_set)
     table = []
     for i, d in enumerate(suite):
