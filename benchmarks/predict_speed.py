@@ -26,6 +26,7 @@ from common import machine_line, markdown_table, update_results_section  # noqa:
 from boxpromptiml.deployment.complexity import count_params_m  # noqa: E402
 from boxpromptiml.deployment.predictor import load_predictor  # noqa: E402
 from boxpromptiml.deployment.shipped import shipped_model_dir  # noqa: E402
+from boxpromptiml.devices import cpu_has_native_bf16  # noqa: E402
 from boxpromptiml.training.checkpoint import load_student  # noqa: E402
 
 SIZES = [(384, 256), (1024, 768), (1920, 1080), (4000, 3000)]  # width x height
@@ -66,8 +67,10 @@ def main() -> None:
                 f"`Predictor.predict` through `{predictor.backend}` (bpiml predict's default) on a synthetic photo "
                 f"({params}student `{config.encoder}`, resolution "
                 f"`{config.resolution}`, residual `{config.residual}`, tiles above {config.max_side} px); median "
-                "of repeated calls after a warm-up, decoding not included. Peak RSS is the process's maximum so far "
-                "(OpenVINO keeps the kernels of every input shape it has run)."
+                "of repeated calls after a warm-up, decoding not included; with the model folder's copy-move search "
+                f"({'on' if predictor.copy_move else 'off'}) and map gate ({'on' if predictor.map_gate else 'off'}), "
+                f"on a CPU {'with' if cpu_has_native_bf16() else 'without'} native bf16. Peak RSS is the process's "
+                "maximum so far (OpenVINO keeps the kernels of every input shape it has run)."
                 "\n\n" + markdown_table(["image", "seconds", "peak RSS (MB)"], rows) + "\n")
     print(markdown)
     if not args.no_write:
