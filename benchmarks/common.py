@@ -53,6 +53,12 @@ def update_results_section(key: str, markdown: str, path: Path = RESULTS_MD) -> 
     write_text_atomic(path, text)
 
 
+def relative_to_repo(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it, else its name: no machine's own paths in records."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+
+
 class ResultStore:
     """Measured rows kept in a JSON file, so a long benchmark can be resumed and re-rendered."""
 

@@ -38,7 +38,15 @@ from boxpromptiml.deployment.predictor import COPY_MOVE_FILE, load_predictor
 from boxpromptiml.evaluation.metrics import confusion, f1
 from boxpromptiml.fileio import write_json_atomic
 
-from .common import REFERENCE_BACKEND, REPO, ResultStore, machine_line, markdown_table, update_results_section
+from .common import (
+    REFERENCE_BACKEND,
+    REPO,
+    ResultStore,
+    machine_line,
+    markdown_table,
+    relative_to_repo,
+    update_results_section,
+)
 
 RECORD = REPO / "docs" / "copy_move_runs.json"
 SPLIT = REPO / "runs" / "v2" / "casia1_split"
@@ -132,7 +140,8 @@ def stage_fusion(store: ResultStore, model: Path) -> None:
                     f1(confusion(fused, truth, threshold)))
         every = per_type["copy-moved"] + per_type["spliced"]
         store.put(f"fusion/{name}", {
-            "model": _relative(model), "detector": label, "settings": None if variant is None else variant.to_dict(),
+            "model": relative_to_repo(model), "detector": label,
+            "settings": None if variant is None else variant.to_dict(),
             "f1": float(np.mean(every)), "copy_moved": float(np.mean(per_type["copy-moved"])),
             "spliced": float(np.mean(per_type["spliced"])), "tampered": len(every),
             "n_copy_moved": len(per_type["copy-moved"]), "authentic_marked": float(np.mean(marked)),
@@ -193,11 +202,6 @@ def stage_speed(store: ResultStore) -> None:
             times.append(time.perf_counter() - started)
         store.put(f"speed/{width}x{height}", {"seconds": statistics.median(times), "machine": machine_line()})
         print(f"{width} x {height}: {statistics.median(times):.3f} s", flush=True)
-
-
-def _relative(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
 
 
 def render(store: ResultStore) -> str:

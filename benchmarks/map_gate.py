@@ -26,13 +26,27 @@ import numpy as np
 import torch
 
 from boxpromptiml.data.readers import load_dataset
-from boxpromptiml.data.samples import Label
-from boxpromptiml.deployment.map_gate import calibrate_map_gate, choose_map_gate, gate_candidates
+from boxpromptiml.deployment.map_gate import (
+    calibrate_map_gate,
+    choose_map_gate,
+    gate_candidates_of,
+    gate_map,
+    load_map_gate,
+)
 from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.evaluation import evaluate_predictor
-from boxpromptiml.evaluation.metrics import f1
+from boxpromptiml.evaluation.metrics import confusion, f1
+from boxpromptiml.training.checkpoint import checkpoint_folder
 
-from .common import REFERENCE_BACKEND, REPO, ResultStore, machine_line, markdown_table, update_results_section
+from .common import (
+    REFERENCE_BACKEND,
+    REPO,
+    ResultStore,
+    machine_line,
+    markdown_table,
+    relative_to_repo,
+    update_results_section,
+)
 
 RECORD = REPO / "docs" / "map_gate_runs.json"
 SPLIT = REPO / "runs" / "v2" / "casia1_split"
@@ -52,18 +66,15 @@ def stage_scan(store: ResultStore, model: Path) -> None:
     dataset = load_dataset(SPLIT / "val.json")
     for images, resave in (("as stored", None), (f"re-saved at {RESAVE_QUALITY}", RESAVE_QUALITY)):
         report, _ = evaluate_predictor(dataset, predictor.predict, resave_jpeg=resave, desc=f"validation {images}")
-        tampered = [r for r in report.per_image if r.label is Label.TAMPERED and r.confusion is not None]
-        authentic = [r for r in report.per_image if r.label is Label.AUTHENTIC]
+        candidates, tampered, authentic = gate_candidates_of(report.per_image)
         scores = np.array([r.score for r in tampered])
         f1s = np.array([f1(r.confusion) for r in tampered])
         copies = np.array([is_copy_move(r.name) for r in tampered])
-        candidates = gate_candidates(scores, f1s, np.array([r.score for r in authentic]),
-                                     np.array([bool(r.marked_fraction) for r in authentic]))
         for cap in CAPS:
             chosen = choose_map_gate(candidates, cap)
             kept = scores >= chosen.threshold
             store.put(f"{images}/cap {cap:g}", {
-                "model": _relative(model), "images": images, "cap": cap, "gate": chosen.threshold,
+                "model": relative_to_repo(model), "images": images, "cap": cap, "gate": chosen.threshold,
                 "f1": chosen.mean_f1, "copy_moved": float(np.mean((f1s * kept)[copies])),
                 "spliced": float(np.mean((f1s * kept)[~copies])), "authentic_marked": chosen.authentic_marked,
                 "tampered_damped": chosen.tampered_damped, "tampered": len(tampered), "authentic": len(authentic)})
@@ -118,26 +129,29 @@ def stage_bundled(store: ResultStore, model: Path) -> None:
     bundled photos themselves as authentic ones (scikit-image ships them; none is in any training set), with the
     model's gate and without it."""
     from boxpromptiml.demo.photos import bundled_photo, make_demo_images
-    from boxpromptiml.evaluation.metrics import confusion
 
+    predictor = load_predictor(model, REFERENCE_BACKEND, map_gate=False)
+    gate = load_map_gate(checkpoint_folder(model))
     forged = make_demo_images(8)
-    authentic = [bundled_photo(name) for name in BUNDLED_AUTHENTIC]
-    for label, gated in (("gate off", False), ("gate on", True)):
-        predictor = load_predictor(model, REFERENCE_BACKEND, map_gate=gated)
-        f1s = [f1(confusion(predictor.predict(item.image).probability, item.mask)) for item in forged]
-        marked = [bool((predictor.predict(photo).probability > 0.5).any()) for photo in authentic]
+    predicted = [predictor.predict(item.image) for item in forged]
+    authentic = [predictor.predict(bundled_photo(name)) for name in BUNDLED_AUTHENTIC]
+
+    def as_made(prediction) -> np.ndarray:
+        return prediction.probability
+
+    def gated(prediction) -> np.ndarray:  # what the model with its gate gives: the same map, damped when scored low
+        return gate_map(prediction.probability.copy(), prediction.score, gate) if gate else prediction.probability
+
+    for label, view in (("gate off", as_made), ("gate on", gated)):
+        f1s = [f1(confusion(view(p), item.mask)) for p, item in zip(predicted, forged, strict=True)]
+        marked = [bool((view(p) > 0.5).any()) for p in authentic]
         per_image = {item.name: round(v, 3) for item, v in zip(forged, f1s, strict=True)}
-        store.put(f"bundled/{label}", {"model": _relative(model), "gate": label, "f1": float(np.mean(f1s)),
+        store.put(f"bundled/{label}", {"model": relative_to_repo(model), "gate": label, "f1": float(np.mean(f1s)),
                                        "per_image_f1": per_image,
                                        "authentic_marked": float(np.mean(marked)), "tampered": len(forged),
                                        "authentic": len(authentic)})
         print(f"bundled photos, {label}: F1 {np.mean(f1s):.3f} over {len(forged)} forgeries, authentic marked "
               f"{np.mean(marked):.2f} of {len(authentic)}", flush=True)
-
-
-def _relative(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
 
 
 def render(store: ResultStore) -> str:

@@ -26,7 +26,7 @@ from boxpromptiml.evaluation.calibration import PIXEL_CALIBRATION_FILE, PixelCal
 from boxpromptiml.fileio import write_bytes_atomic, write_json_atomic
 from boxpromptiml.training.checkpoint import load_student
 
-from ..common import REFERENCE_BACKEND, REPO, markdown_table, update_results_section
+from ..common import REFERENCE_BACKEND, REPO, markdown_table, relative_to_repo, update_results_section
 from .layout import TEST_SETS, Layout, test_datasets
 from .record import read_json_or_empty
 from .runs import RUNS
@@ -138,21 +138,13 @@ def _fit_verdict(out: Path, val: Dataset, layout: Layout) -> dict:
             for name in ("model.safetensors", "student.json"):
                 write_bytes_atomic(out / name, (headed_dir / name).read_bytes())
     # the record is kept either way, so that the stage does not fit the same head again
-    record = {**fit.to_dict(), "localizer": _relative(Path(fit.localizer)), "val_image_auc_resaved": aucs,
+    record = {**fit.to_dict(), "localizer": relative_to_repo(Path(fit.localizer)), "val_image_auc_resaved": aucs,
               "adopted": adopted}  # no machine-specific paths in a shipped file
     write_json_atomic(out / VERDICT_FILE, record)
     log.info("verdict head: %s; validation image AUC re-saved at Q%d: head %.3f, map maximum %.3f -> %s",
              fit.describe(), RESAVE_QUALITY, aucs["head"], aucs["map_max"], "adopted" if adopted else "not adopted")
     return {"fit": {k: v for k, v in record.items() if k not in ("val_image_auc_resaved", "adopted")},
             "val_image_auc_resaved": aucs, "adopted": adopted}
-
-
-def _relative(path: Path) -> str:
-    """``path`` relative to the repository when it lies inside it."""
-    try:
-        return path.resolve().relative_to(REPO).as_posix()
-    except ValueError:
-        return path.name
 
 
 def _synthetic_part(config: dict) -> str:

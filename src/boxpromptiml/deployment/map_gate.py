@@ -13,7 +13,6 @@ The gate is chosen on validation images (``calibrate_map_gate``; never a test se
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from ..data.images import PathLike
 from ..data.samples import Dataset, Label
 from ..errors import ConfigError, DataError
 from ..evaluation import metrics as M
-from ..evaluation.evaluate import evaluate_predictor
+from ..evaluation.evaluate import ImageRecord, evaluate_predictor
 from ..fileio import write_json_atomic
+from .model_files import read_model_settings
 
 MAP_GATE_FILE = "map_gate.json"  # saved with a model; absent: every map is kept as the student made it
 DAMPED_PEAK = 0.4  # a damped map's maximum: under the threshold, still visible on a heat map
@@ -110,6 +110,18 @@ def gate_candidates(tampered_scores: np.ndarray, tampered_f1: np.ndarray, authen
                           float(np.mean(tampered_scores < g))) for g in gates]
 
 
+def gate_candidates_of(records: list[ImageRecord]) -> tuple[list[GateCandidate], list[ImageRecord],
+                                                             list[ImageRecord]]:
+    """:func:`gate_candidates` of an evaluation's per-image records (maps judged at its threshold), with the tampered
+    records (those with a mask) and the authentic ones it weighed."""
+    tampered = [r for r in records if r.label is Label.TAMPERED and r.confusion is not None]
+    authentic = [r for r in records if r.label is Label.AUTHENTIC]
+    candidates = gate_candidates(np.array([r.score for r in tampered]), np.array([M.f1(r.confusion) for r in tampered]),
+                                 np.array([r.score for r in authentic]),
+                                 np.array([bool(r.marked_fraction) for r in authentic]))
+    return candidates, tampered, authentic
+
+
 def choose_map_gate(candidates: list[GateCandidate], max_authentic_marked: float) -> GateCandidate:
     """The best mean F1 among the gates that leave at most ``max_authentic_marked`` of the authentic images marked;
     ties go to the lower gate (fewer maps damped)."""
@@ -129,13 +141,8 @@ def calibrate_map_gate(predictor, model_dir: PathLike, dataset: Dataset, max_aut
         raise DataError(f"{dataset.source}: a map gate needs tampered images with masks and authentic images")
     if getattr(predictor, "map_gate", None) is not None:
         raise ConfigError("calibrate the map gate with the gate off (load_predictor(..., map_gate=False))")
-    report, run = evaluate_predictor(dataset, predictor.predict, desc="calibrate map gate", resave_jpeg=resave_jpeg)
-    records = report.per_image
-    tampered = [r for r in records if r.label is Label.TAMPERED and r.confusion is not None]
-    authentic = [r for r in records if r.label is Label.AUTHENTIC]
-    candidates = gate_candidates(np.array([r.score for r in tampered]), np.array([M.f1(r.confusion) for r in tampered]),
-                                 np.array([r.score for r in authentic]),
-                                 np.array([bool(r.marked_fraction) for r in authentic]))
+    report, _ = evaluate_predictor(dataset, predictor.predict, desc="calibrate map gate", resave_jpeg=resave_jpeg)
+    candidates, tampered, authentic = gate_candidates_of(report.per_image)
     chosen = choose_map_gate(candidates, max_authentic_marked)
     ungated = candidates[0]
     if resave_jpeg is not None:
@@ -150,16 +157,4 @@ def calibrate_map_gate(predictor, model_dir: PathLike, dataset: Dataset, max_aut
 
 def load_map_gate(model_dir: PathLike) -> MapGate | None:
     """The gate saved with a model, if any."""
-    path = Path(model_dir) / MAP_GATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a JSON object with the map gate")
-    try:
-        return MapGate.from_dict(values)
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return read_model_settings(Path(model_dir) / MAP_GATE_FILE, MapGate.from_dict, "the map gate")

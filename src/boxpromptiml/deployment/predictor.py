@@ -28,6 +28,7 @@ from ..student.inference import BatchRunner, Prediction, predict_image, torch_ru
 from ..student.model import Student, StudentConfig
 from .backends import AUTO, resolve_backend
 from .map_gate import MapGate, gate_map, load_map_gate
+from .model_files import read_model_settings
 
 
 class Predictor:
@@ -147,21 +148,7 @@ COPY_MOVE_FILE = "copy_move.json"  # copy-move search settings saved with a mode
 
 def load_copy_move_settings(model_dir: PathLike) -> CopyMoveSettings | None:
     """The copy-move settings saved with a model, if any."""
-    import json
-
-    path = Path(model_dir) / COPY_MOVE_FILE
-    if not path.is_file():
-        return None
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a JSON object of copy-move settings")
-    try:
-        return CopyMoveSettings.from_dict(values)
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    return read_model_settings(Path(model_dir) / COPY_MOVE_FILE, CopyMoveSettings.from_dict, "copy-move settings")
 
 
 def numpy_runner(run_numpy) -> BatchRunner:

@@ -100,26 +100,26 @@ class Teacher(ABC):
         boxes = as_boxes(boxes, height, width)
         if not boxes or max(height, width) <= WORK_SIDE:
             return probability_to_uint8(self.segment(image, boxes))
-        small, scale = fit_within(image, WORK_SIDE)
-        small_boxes = [Box(b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale) for b in boxes]
-        out = cv2.resize(probability_to_uint8(self.segment(small, small_boxes)), (width, height),
-                         interpolation=cv2.INTER_LINEAR)
-        if self.options.clip_to_box:  # the upscaled edge must not spill past a box
-            np.multiply(out, boxes_to_mask(boxes, (height, width), np.uint8), out=out)
-        if self.options.output is OutputKind.HARD:  # 0 / 255 again after interpolation, in place
-            np.multiply(out > 127, np.uint8(255), out=out)
-        return out
+        return self._segment_shrunk(image, boxes, quantised=True)
 
-    def _segment_shrunk(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
-        """:meth:`segment` of a large photo through a copy shrunk to ``WORK_SIDE``, scaled back to full size."""
+    def _segment_shrunk(self, image: np.ndarray, boxes: list[Box], quantised: bool = False) -> np.ndarray:
+        """:meth:`segment` of a large photo through a copy shrunk to ``WORK_SIDE``, scaled back to full size
+        (``quantised``: as uint8 0..255, quantised before it is scaled up)."""
+        from ..data.images import probability_to_uint8
+
         height, width = image.shape[:2]
         small, scale = fit_within(image, WORK_SIDE)
-        small_boxes = [Box(b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale) for b in boxes]
-        out = cv2.resize(self.segment(small, small_boxes), (width, height), interpolation=cv2.INTER_LINEAR)
+        small_map = self.segment(small, [Box(b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale) for b in boxes])
+        if quantised:
+            small_map = probability_to_uint8(small_map)
+        out = cv2.resize(small_map, (width, height), interpolation=cv2.INTER_LINEAR)
         if self.options.clip_to_box:  # the upscaled edge must not spill past a box (a uint8 mask: a quarter of
             np.multiply(out, boxes_to_mask(boxes, (height, width), np.uint8), out=out)  # a float32 one's memory)
-        if self.options.output is OutputKind.HARD:
-            np.greater(out, 0.5, out=out, casting="unsafe")  # 0 / 1 again after interpolation, in place
+        if self.options.output is OutputKind.HARD:  # 0 / 1 (0 / 255 quantised) again after interpolation, in place
+            if quantised:
+                np.multiply(out > 127, np.uint8(255), out=out)
+            else:
+                np.greater(out, 0.5, out=out, casting="unsafe")
         return out
 
     @abstractmethod
