@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,8 @@ def test_a_single_refused_image_is_exit_2_for_every_command_and_a_bad_model_leav
     (tmp_path / "Tp" / "bad.png").write_bytes(b"\x89PNG not really")
     (tmp_path / "Gt" / "bad.png").write_bytes(b"\x89PNG not really")
     assert main(["predict", str(tmp_path / "Tp" / "bad.png"), "-o", str(tmp_path / "maps")]) == 2
-    assert "no image could be processed" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "bpiml predict: error: no image could be processed" in err and "predicted" not in out
     assert main(["boxes", "-d", str(tmp_path), "-o", str(tmp_path.parent / f"{tmp_path.name}-boxes.json")]) == 2
     assert main(["predict", str(tmp_path / "Tp"), "-m", str(tmp_path / "no-model"), "-o", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
@@ -124,3 +126,48 @@ def test_a_pickle_with_code_is_refused_without_inviting_weights_only_false(tmp_p
     with pytest.raises(ConfigError) as refused:
         read_state_dict(tmp_path / "evil.pth")
     assert "does not unpickle" in str(refused.value) and "weights_only" not in str(refused.value)
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(toy_dataset, tmp_path, monkeypatch, capsys):
+    """ENOSPC arises inside a write and names no file; the one-line error must still say which file."""
+    import errno
+
+    from boxpromptiml import fileio
+
+    real_write_atomic = fileio.write_atomic
+
+    def disk_full(path, write):
+        def failing(tmp):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_atomic(path, failing)
+
+    monkeypatch.setattr(fileio, "write_atomic", disk_full)
+    assert main(["boxes", "-d", str(toy_dataset.root), "-o", str(tmp_path / "boxes.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"bpiml boxes: error: {tmp_path / 'boxes.json'}: No space left on device"
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_refused_training_start_leaves_no_run_folder(toy_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "-o", str(run), "--train", str(toy_dataset.root), "--set", "optim.epochs=1"]) == 2
+    assert "needs its --pseudo-labels folder" in capsys.readouterr().err
+    assert not run.exists()
+    run.mkdir()  # a folder the user made is never removed, even when the start is refused
+    (run / "notes.txt").write_text("mine")
+    assert main(["train", "-o", str(run), "--train", str(toy_dataset.root), "--set", "optim.epochs=1",
+                 "--overwrite"]) == 2
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_shipped_names_the_shipped_model_for_every_model_option(toy_dataset, tmp_path, monkeypatch, capsys):
+    from boxpromptiml.deployment.shipped import model_dir, shipped_model_dir
+
+    assert model_dir("shipped") == model_dir(None) == shipped_model_dir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipped").mkdir()  # a folder of that name here wins: the user means it
+    assert model_dir("shipped") == Path("shipped")
+    image = sorted((toy_dataset.root / "Tp").iterdir())[0]
+    (tmp_path / "shipped").rmdir()
+    assert main(["predict", str(image), "-m", "shipped", "-o", str(tmp_path / "maps")]) == 0
+    assert (tmp_path / "maps" / f"{image.stem}.png").is_file()

@@ -184,7 +184,7 @@ def test_a_broken_copy_move_file_is_a_clear_error(model_with_copy_search, tmp_pa
 
     folder = tmp_path / "model"
     shutil.copytree(model_with_copy_search, folder)
-    for text, message in (("{not json", "cannot read"), ("[1, 2]", "JSON object"), ('{"radius": 1}', "radius"),
+    for text, message in (("{not json", "invalid JSON"), ("[1, 2]", "JSON object"), ('{"radius": 1}', "radius"),
                           ('{"sides": 3}', "unknown setting")):
         (folder / COPY_MOVE_FILE).write_text(text)
         with pytest.raises(ConfigError, match=message) as error:

@@ -65,7 +65,7 @@ def test_gate_settings_are_checked_and_a_broken_file_is_named(tmp_path) -> None:
         with pytest.raises(ConfigError, match=message):
             MapGate.from_dict(values)
     assert load_map_gate(tmp_path) is None
-    for text, message in (("{not json", "cannot read"), ("[1]", "JSON object"), ('{"threshold": 2}', "threshold")):
+    for text, message in (("{not json", "invalid JSON"), ("[1]", "JSON object"), ('{"threshold": 2}', "threshold")):
         (tmp_path / MAP_GATE_FILE).write_text(text)
         with pytest.raises(ConfigError, match=message) as error:
             load_map_gate(tmp_path)

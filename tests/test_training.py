@@ -476,3 +476,26 @@ def test_a_damaged_optimizer_file_on_resume_is_one_clear_error(prepared, tmp_pat
     optimizer_file.write_bytes(optimizer_file.read_bytes()[:100])  # truncated
     with pytest.raises(ConfigError, match="optimizer.safetensors.*damaged"):
         loop.train(_config(prepared, epochs=2), tmp_path / "run")
+
+
+@pytest.mark.parametrize("damage", [b"\xb3\x01 binary", b"", b"{not json"])
+def test_a_damaged_json_file_in_a_checkpoint_on_resume_is_one_clear_error(prepared, tmp_path, monkeypatch, damage):
+    _interrupt_in_second_epoch(monkeypatch, _config(prepared, epochs=2), tmp_path / "run")
+    meta = (tmp_path / "run" / "last").resolve() / "optimizer.json"
+    meta.write_bytes(damage)
+    with pytest.raises(ConfigError, match="optimizer.json.*(damaged|empty|invalid JSON)"):
+        loop.train(_config(prepared, epochs=2), tmp_path / "run")
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_no_partial_group(prepared, tmp_path, monkeypatch):
+    import errno
+
+    from boxpromptiml.training import checkpoint
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint, "write_bytes_atomic", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        loop.train(_config(prepared, epochs=1), tmp_path / "run")
+    assert not list((tmp_path / "run" / "checkpoints").glob("*"))

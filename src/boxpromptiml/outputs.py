@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -84,6 +85,25 @@ def claim_output_file(out: Path, overwrite: bool = False) -> None:
 def dataset_inputs(dataset) -> list[Path]:
     """Every file a dataset reads: its images and masks."""
     return [p for s in dataset for p in (s.image, s.mask) if p is not None]
+
+
+@contextmanager
+def removed_if_nothing_made(out: Path, made: tuple[str, ...]) -> Iterator[None]:
+    """Around a command that creates ``out``: when it fails before any of ``made`` (the entries that hold real
+    results) exists, the folder it created is removed again, so a refused start leaves no half-made output
+    behind. A folder that existed before is never touched."""
+    out = Path(out)
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not any(_holds_something(out / name) for name in made):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _holds_something(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
 
 
 @contextmanager

@@ -58,8 +58,8 @@ def report_failures(run: SampleRun, what: str) -> int:
     if not run.failures:
         return 0
     nothing_done = not run.results and not run.skipped
-    print(f"{what}: error: no image could be processed ({len(run.failures)} failed):" if nothing_done else
-          f"{what}: {len(run.failures)} image(s) failed and were skipped:", file=sys.stderr)
+    print(f"bpiml {what}: error: no image could be processed ({len(run.failures)} failed):" if nothing_done else
+          f"bpiml {what}: {len(run.failures)} image(s) failed and were skipped:", file=sys.stderr)
     for name, why in run.failures.items():
         print(f"  {name}: {why}", file=sys.stderr)
     return 2 if nothing_done else 1

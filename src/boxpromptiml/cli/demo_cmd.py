@@ -27,14 +27,14 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..demo import run_demo
-    from ..deployment.shipped import shipped_model_dir
+    from ..deployment.shipped import model_dir
     from ..devices import resolve_device
     from ..teachers import create_teacher
     from ..training.checkpoint import load_student
 
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)
-    student, _ = load_student(args.model or shipped_model_dir())
+    student, _ = load_student(model_dir(args.model))
     label = f"run folder {args.model}" if args.model else None
     result = run_demo(args.out, create_teacher("litemedsam").to(device), student.to(device), quick=args.quick,
                       model_label=label)

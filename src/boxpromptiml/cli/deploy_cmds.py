@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data.readers import load_datasets
 from ..deployment.backends import AUTO, BACKEND_ALIASES, BACKENDS
-from ..deployment.shipped import shipped_model_dir
+from ..deployment.shipped import model_dir, shipped_model_dir
 from ..devices import DEVICE_HELP
 from ..errors import BPIMLError, ConfigError
 from ..evaluation.evaluate import SCORES_FILE
@@ -27,7 +27,7 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-MODEL_HELP = "run or checkpoint folder from bpiml train (default: the model shipped with the package)"
+MODEL_HELP = "run or checkpoint folder from bpiml train, or 'shipped' (default: the model shipped with the package)"
 
 
 def backend_choices() -> list[str]:
@@ -161,6 +161,8 @@ def run_predict(args: argparse.Namespace) -> int:
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
     result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
                            resolve_shard(args.shard), reports=args.report)
+    if not result.results:  # nothing predicted: only the failures (or "already done") are news
+        return report_failures(result, "predict")
     print(f"predicted {len(result.results)} image(s) into {args.out}")
     if predictor.decision is not None:
         flagged = sorted(name for name, score in result.results.items() if score > predictor.decision.threshold)
@@ -176,7 +178,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from ..deployment.calibrate import calibrate_folder
 
     _set_threads(args.threads)
-    for line in calibrate_folder(args.model or shipped_model_dir(), load_datasets(args.dataset),
+    for line in calibrate_folder(model_dir(args.model), load_datasets(args.dataset),
                                  args.false_alarm_rate, keep_pixel_threshold=args.keep_pixel_threshold,
                                  device=args.device, max_authentic_marked=args.max_authentic_marked,
                                  resave_jpeg=args.resave_jpeg, map_gate_max_marked=args.map_gate):
@@ -190,10 +192,10 @@ def run_fit_verdict(args: argparse.Namespace) -> int:
     from ..deployment.verdict import fit_verdict
 
     _set_threads(args.threads)
-    model_dir = args.model or shipped_model_dir()
-    check_not_an_input(Path(args.out), [Path(model_dir)], "output folder")
+    source = model_dir(args.model)
+    check_not_an_input(Path(args.out), [source], "output folder")
     claim_output_dir(Path(args.out), "fit-verdict", args.overwrite)
-    fit = fit_verdict(model_dir, load_datasets(args.train), args.out, tuple(args.quality), args.copies)
+    fit = fit_verdict(source, load_datasets(args.train), args.out, tuple(args.quality), args.copies)
     print(fit.describe() + f"; model written to {args.out}")
     if fit.skipped:
         print(f"{len(fit.skipped)} unreadable training image(s) left out: {sorted(fit.skipped)[:10]}")
@@ -209,10 +211,10 @@ def run_export(args: argparse.Namespace) -> int:
     from ..deployment.graph import ONNX_NAME, checkpoint_sha256
     from ..training.checkpoint import checkpoint_folder, load_student
 
-    if args.onnx is None and args.model is None:
+    source = checkpoint_folder(model_dir(args.model))
+    if args.onnx is None and source == shipped_model_dir():
         raise ConfigError("the shipped model lives inside the installed package: give --onnx OUT.onnx")
-    out = Path(args.onnx) if args.onnx else checkpoint_folder(args.model) / ONNX_NAME
-    source = checkpoint_folder(args.model or shipped_model_dir())
+    out = Path(args.onnx) if args.onnx else source / ONNX_NAME
     model, _ = load_student(source)
     difference = export_onnx(model, out, args.opset, checkpoint_sha256=checkpoint_sha256(source))
     print(f"wrote {out}; max |ONNX - PyTorch| on probabilities: {difference:.2e}")
@@ -228,7 +230,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     if args.model:
-        model, name = load_student(args.model)[0], str(args.model)
+        model, name = load_student(model_dir(args.model))[0], str(args.model)
     else:
         try:
             model, name = load_student(shipped_model_dir())[0], "shipped model"

@@ -42,12 +42,14 @@ def run_serve(args: argparse.Namespace) -> int:
     import torch
 
     from ..app.server import ServeSettings, serve
+    from ..deployment.shipped import SHIPPED
     from ..errors import ConfigError
 
     if args.boxes and not args.dataset:
         raise ConfigError("--boxes needs --dataset: the box file annotates a dataset's images")
     torch.set_num_threads(max(1, args.threads))
-    serve(ServeSettings(dataset=tuple(args.dataset or ()), boxes=args.boxes, model=args.model, teacher=args.teacher,
+    model = None if args.model == SHIPPED else args.model
+    serve(ServeSettings(dataset=tuple(args.dataset or ()), boxes=args.boxes, model=model, teacher=args.teacher,
                         checkpoint=args.checkpoint, host=args.host, port=args.port,
                         allow_hosts=tuple(args.allow_host), max_upload_mb=args.max_upload_mb,
                         max_pixels=args.max_pixels))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..devices import DEVICE_HELP
-from ..outputs import check_not_an_input, claim_output_dir
+from ..outputs import check_not_an_input, claim_output_dir, removed_if_nothing_made
 from ..training.config import Supervision, TrainConfig, load_config
 from .common import add_overwrite_option
 
@@ -100,11 +100,13 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig.from_dict(settings)
     inputs = [Path(p) for s in config.data.train for p in (s.dataset, s.boxes, s.pseudo_labels) if p]
     check_not_an_input(Path(args.out), inputs + [Path(v) for v in config.data.val], "run folder")
-    claim_output_dir(Path(args.out), "train", args.overwrite, evidence=("config.json",))
+    from ..training.checkpoint import CHECKPOINTS
     from ..training.loop import train  # here: it imports torch, which --help does not need
     from ..training.run_folder import run_summary
 
-    result = train(config, args.out)
+    with removed_if_nothing_made(Path(args.out), made=(CHECKPOINTS,)):  # a refused start leaves no folder
+        claim_output_dir(Path(args.out), "train", args.overwrite, evidence=("config.json",))
+        result = train(config, args.out)
     print(run_summary(result))
     if config.optim.init is not None:
         for line in recalibrate_after_fine_tuning(config, Path(args.out)):

@@ -9,13 +9,13 @@ Relative paths in JSON files are relative to the JSON file's folder.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..fileio import read_json as read_json_file
 from .images import IMAGE_EXTENSIONS, PathLike
 from .problems import collecting, problem
 from .samples import Dataset, Label, Sample
@@ -146,19 +146,8 @@ def _list_images(folder: Path) -> list[Path]:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file, with errors that name it."""
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    if not text.strip():
-        raise DataError(f"{path}: file is empty")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON ({exc})") from exc
+    """Parse a dataset's JSON file, with errors that name it."""
+    return read_json_file(path, DataError)
 
 
 def _resolve(base: Path, relative: str) -> Path:

@@ -9,7 +9,6 @@ as ``decision.json`` next to the weights, where `bpiml predict` and `bpiml evalu
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from ..evaluation.calibration import (
     choose_pixel_threshold,
 )
 from ..evaluation.evaluate import evaluate_predictor, load_ground_truth
-from ..fileio import write_json_atomic
+from ..fileio import read_json, write_json_atomic
 from ..runner import run_per_sample
 from ..training.checkpoint import STUDENT_CONFIG, checkpoint_folder, load_student
 from .predictor import Predictor
@@ -40,9 +39,10 @@ def load_decision(model_dir: PathLike) -> ImageDecision | None:
     path = checkpoint_folder(model_dir) / DECISION_FILE
     if not path.is_file():
         return None
+    values = read_json(path, ConfigError)
     try:
-        return ImageDecision.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
+        return ImageDecision.from_dict(values)
+    except (ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 

@@ -6,12 +6,12 @@ error naming the file, never a traceback and never a silent default.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ConfigError
+from ..fileio import read_json
 
 T = TypeVar("T")
 
@@ -21,10 +21,7 @@ def read_model_settings(path: Path, parse: Callable[[dict[str, Any]], T], what: 
     the error a file that is not such an object gives."""
     if not path.is_file():
         return None
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    values = read_json(path, ConfigError)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a JSON object of {what}")
     try:

@@ -99,12 +99,9 @@ def load_predictor(model: PathLike | None, backend: str = AUTO, device: str = "a
     out the copy-move search even where the model folder sets it up, ``map_gate=False`` the map gate."""
     from ..training.checkpoint import checkpoint_folder
     from .calibrate import load_decision
+    from .shipped import model_dir
 
-    if model is None:
-        from .shipped import shipped_model_dir
-
-        model = shipped_model_dir()
-    path = Path(model)
+    path = model_dir(model)
     if not path.exists():
         raise ConfigError(f"model not found: {path}")
     graph_file = path.is_file()

@@ -28,6 +28,17 @@ def shipped_model_path() -> Path:
     return Path(str(importlib.resources.files(SHIPPED_PACKAGE).joinpath(SHIPPED_FOLDER)))
 
 
+SHIPPED = "shipped"  # the name that stands for the shipped model wherever a model folder is asked for
+
+
+def model_dir(model: PathLike | None) -> Path:
+    """The model folder ``model`` names: the shipped model for None or ``"shipped"`` (unless a folder of that
+    name exists here), else the path as given."""
+    if model is None or (str(model) == SHIPPED and not Path(SHIPPED).exists()):
+        return shipped_model_dir()
+    return Path(model)
+
+
 def shipped_model_dir() -> Path:
     """Folder of the shipped checkpoint; a clear error when this installation has none."""
     folder = shipped_model_path()

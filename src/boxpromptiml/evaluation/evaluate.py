@@ -7,7 +7,6 @@ like the images. Pixel metrics use tampered images only; image metrics use all i
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from ..data.degrade import jpeg_recompress
 from ..data.images import PathLike, image_size, read_image, read_mask, read_probability_map
 from ..data.samples import Dataset, Label, Sample
 from ..errors import DataError
+from ..fileio import read_json
 from ..runner import SampleRun, run_per_sample
 from . import metrics as M
 from .calibration import rate_above
@@ -197,10 +197,7 @@ def read_scores(pred_dir: Path) -> dict[str, float]:
     path = pred_dir / SCORES_FILE
     if not path.is_file():
         return {}
-    try:
-        scores = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read image scores {path}: {exc}") from exc
+    scores = read_json(path, DataError)
     if not isinstance(scores, dict) or not all(isinstance(v, int | float) for v in scores.values()):
         raise DataError(f"{path}: expected an object mapping image name to a number")
     return {str(k): float(v) for k, v in scores.items()}

@@ -18,7 +18,6 @@ the folder.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from typing import Any
 from ..data.images import PathLike, encode_png, read_image
 from ..data.samples import Dataset, Sample
 from ..errors import ConfigError, DataError
-from ..fileio import write_bytes_atomic, write_json_atomic
+from ..fileio import read_json, write_bytes_atomic, write_json_atomic
 from ..runner import SampleRun, run_per_sample
 from ..sharding import Shard, exclusive_lock
 from ..teachers.base import Teacher
@@ -60,10 +59,7 @@ def read_manifest(out_dir: Path, name: str = MANIFEST_NAME) -> dict[str, Any] | 
     path = out_dir / name
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"cannot read {path} ({exc}); move the folder aside or pass a new --out") from exc
+    return read_json(path, DataError, "move the folder aside or pass a new --out")
 
 
 def _is_done(out_dir: Path, entry: dict[str, Any] | None, sample: Sample) -> bool:

@@ -12,7 +12,6 @@ weights of one epoch with the state or metrics of another.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -21,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ..data.images import PathLike
 from ..errors import ConfigError
-from ..fileio import write_atomic, write_json_atomic, write_text_atomic
+from ..fileio import read_json as read_json_file
+from ..fileio import write_bytes_atomic, write_json_atomic, write_text_atomic
 from ..student.model import Student, StudentConfig, build_student
 
 WEIGHTS = "model.safetensors"
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    # serialised in memory and written by Python, so a full disk is an OSError naming the file, not a safetensors error
+    write_bytes_atomic(path, save(tensors, metadata=metadata))
 
 
 def save_checkpoint(folder: PathLike, model: Student, state: dict[str, Any],
@@ -64,10 +65,8 @@ def save_checkpoint(folder: PathLike, model: Student, state: dict[str, Any],
 
 
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    """A checkpoint's JSON file; a damaged one is a ConfigError naming it."""
+    return read_json_file(path, ConfigError, "the checkpoint is damaged: restore it, or train into a new folder")
 
 
 def checkpoint_folder(folder: PathLike) -> Path:
@@ -163,10 +162,14 @@ def save_run_checkpoint(run_dir: Path, epoch: int, model: Student, state: dict[s
     folder = run_dir / CHECKPOINTS / f"epoch-{epoch:04d}"
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if training_model is not None:
-        _save_tensors(tmp / TRAINING_WEIGHTS, training_model.state_dict(), {"format": "pt"})
-    save_checkpoint(tmp, model, state, optimizer)
-    write_text_atomic(tmp / METRICS, metrics_csv)
+    try:
+        if training_model is not None:
+            _save_tensors(tmp / TRAINING_WEIGHTS, training_model.state_dict(), {"format": "pt"})
+        save_checkpoint(tmp, model, state, optimizer)
+        write_text_atomic(tmp / METRICS, metrics_csv)
+    except BaseException:  # e.g. a full disk: give the space back; the previous groups stay as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _crash_point("group-written", epoch)
     if folder.exists():  # left by a run that crashed before switching to it: this one replaces it
         shutil.rmtree(folder)

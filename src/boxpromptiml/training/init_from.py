@@ -20,18 +20,14 @@ from ..student.model import Student
 from .checkpoint import STUDENT_CONFIG, WEIGHTS, checkpoint_folder, load_student, read_json
 from .config import TrainConfig
 
-INIT_SHIPPED = "shipped"
 log = logging.getLogger(__name__)
 
 
 def init_folder(spec: str) -> Path:
     """The checkpoint folder ``optim.init`` names; a clear error when it is not a complete model."""
-    if spec == INIT_SHIPPED:
-        from ..deployment.shipped import shipped_model_path
+    from ..deployment.shipped import SHIPPED, shipped_model_path
 
-        folder = shipped_model_path()
-    else:
-        folder = checkpoint_folder(Path(spec))
+    folder = shipped_model_path() if spec == SHIPPED else checkpoint_folder(Path(spec))
     if not folder.is_dir():
         raise ConfigError(f"optim.init: {spec} is not a folder (give 'shipped', a run folder or a model folder)")
     for name in (STUDENT_CONFIG, WEIGHTS):

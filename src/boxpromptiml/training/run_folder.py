@@ -92,7 +92,7 @@ class BadSamples:
 
     def __init__(self, path: Path | None, max_fraction: float) -> None:
         self.path, self.max_fraction = path, max_fraction
-        self.reasons: dict[str, str] = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+        self.reasons: dict[str, str] = dict(read_json(path)) if path is not None and path.is_file() else {}
         self.in_epoch = 0
 
     def note(self, entries: list[str]) -> None:
