@@ -11,7 +11,6 @@ optionally ``OUT/masks/<stem>.png`` (binary at the threshold), ``OUT/overlays/<s
 from __future__ import annotations
 
 import glob
-import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from ..data.images import (
 )
 from ..errors import DataError
 from ..evaluation.evaluate import SCORES_FILE
-from ..fileio import write_bytes_atomic, write_json_atomic
+from ..fileio import read_json, write_bytes_atomic, write_json_atomic
 from ..runner import SampleRun, run_per_sample
 from ..sharding import Shard, exclusive_lock
 from .predictor import Prediction, Predictor
@@ -99,32 +98,36 @@ def shrunk_for_viewing(image: np.ndarray, prob: np.ndarray, side: int = OVERLAY_
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_prob.astype(np.float32) / 255.0
 
 
-def write_outputs(out: Path, path: Path, image: np.ndarray | None, prediction: Prediction, predictor: Predictor,
+def write_outputs(out: Path, path: Path, photo: list[np.ndarray], prediction: Prediction, predictor: Predictor,
                   masks: bool, overlays: bool, reports: bool, threshold: float) -> None:
-    """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked (these
-    two need ``image``)."""
-    write_probability_map(out / f"{path.stem}.png", prediction.probability)
-    if masks:
-        mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
-        write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=mask))  # 0 / 255 in place
-        del mask
+    """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked.
+    ``photo`` holds the image (empty when neither overlay nor report is asked) and is handed over: the outputs
+    that draw on the photo are made first and it is then emptied, so a large photo is freed before its full-size
+    map and mask are encoded."""
     if overlays:
         import cv2
 
-        picture = overlay(*shrunk_for_viewing(image, prediction.probability))
+        picture = overlay(*shrunk_for_viewing(photo[0], prediction.probability))
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
                                [cv2.IMWRITE_JPEG_QUALITY, 90])
         del picture
         write_bytes_atomic(out / "overlays" / f"{path.stem}.jpg", jpg.tobytes())
+        del jpg
     if reports:
         from .provenance import file_facts
         from .report import render_report
 
-        page = render_report(image, prediction.probability, prediction_score(prediction), image_name=path.name,
+        page = render_report(photo[0], prediction.probability, prediction_score(prediction), image_name=path.name,
                              model=predictor.describe(), decision=predictor.decision, gate=predictor.map_gate,
                              threshold=threshold,
                              facts=file_facts(path.read_bytes(), path.name), identity=predictor.identity())
         write_bytes_atomic(out / "reports" / f"{path.stem}.html", page.encode("utf-8"))
+        del page
+    photo.clear()
+    write_probability_map(out / f"{path.stem}.png", prediction.probability)
+    if masks:
+        mask = np.greater(prediction.probability, threshold).view(np.uint8)  # 0 / 1 without a copy
+        write_image(out / "masks" / f"{path.stem}.png", np.multiply(mask, 255, out=mask))  # 0 / 255 in place
 
 
 def prediction_score(prediction: Prediction) -> float:
@@ -159,12 +162,13 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
             prediction = predictor.predict(image)
             if writing:
                 writing.pop().result()  # the previous image's outputs are written (or their error raised)
-            # the photo itself is kept only for the outputs that draw on it, so that a large one is freed while its
-            # map is written
-            kept = image if overlays or reports else None
+            # the photo itself is handed on only for the outputs that draw on it, so that a large one is freed while
+            # its map is written
+            handed = [image] if overlays or reports else []
             del image
-            writing.append(pool.submit(write_outputs, out, paths[index], kept, prediction, predictor, masks,
+            writing.append(pool.submit(write_outputs, out, paths[index], handed, prediction, predictor, masks,
                                        overlays, reports, threshold))
+            del handed
             return prediction_score(prediction)
 
         run = run_per_sample(range(len(paths)), step, desc="predict", total=len(paths),
@@ -176,16 +180,19 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
     return run
 
 
+SCORE_FILE_HINT = "move it aside, or predict into a new --out"
+
+
 def _update_score_files(out: Path, predictor: Predictor, run: SampleRun[float]) -> None:
     scores_path = out / SCORES_FILE
-    scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
+    scores = read_json(scores_path, DataError, SCORE_FILE_HINT) if scores_path.is_file() else {}
     # scores are written as computed: a verdict must be reproducible from the number the file shows (rounded, a
     # score tied with the threshold, as bf16 maps often are, would read as above it while called not tampered)
     scores.update({name: float(score) for name, score in run.results.items()})
     write_json_atomic(scores_path, scores)
     if predictor.decision is not None:
         verdicts_path = out / VERDICTS_FILE
-        verdicts = json.loads(verdicts_path.read_text()) if verdicts_path.is_file() else {"images": {}}
+        verdicts = read_json(verdicts_path, DataError, SCORE_FILE_HINT) if verdicts_path.is_file() else {"images": {}}
         threshold = predictor.decision.threshold
         verdicts["decision"] = predictor.decision.to_dict()
         gate = predictor.map_gate
