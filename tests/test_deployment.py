@@ -134,6 +134,24 @@ def test_overlays_of_large_photos_are_shrunk_for_viewing():
     assert same_image is image and same_prob is prob
 
 
+
+@pytest.mark.parametrize("height, width", [(1700, 2300), (1001, 3001)])
+def test_a_large_map_is_shrunk_in_bands_close_to_one_area_resize(height, width):
+    """Shrinking a map for an overlay averages along rows a band at a time, then along columns (no full-size
+    8-bit copy); area averaging is separable, so it must match one area resize of the whole 8-bit map."""
+    import cv2
+
+    from boxpromptiml.data.images import probability_to_uint8
+    from boxpromptiml.deployment.predict_files import shrunk_map
+
+    coarse = np.random.default_rng(0).random((height // 40, width // 40)).astype(np.float32)
+    prob = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float16)
+    small = shrunk_map(prob, side=500)
+    expected = cv2.resize(probability_to_uint8(prob), small.shape[::-1], interpolation=cv2.INTER_AREA) / 255.0
+    assert small.dtype == np.float32 and max(small.shape) == 500
+    assert np.abs(small - expected).max() <= 1.01 / 255  # one grey level of rounding at most
+
+
 def test_the_readme_export_then_predict_pair_works_on_a_run_folder(checkpoint, toy_dataset, tmp_path):
     """`bpiml export --model RUN` then `bpiml predict --model RUN --backend onnx`, as README writes them."""
     import shutil

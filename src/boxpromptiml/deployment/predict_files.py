@@ -85,17 +85,51 @@ def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
 OVERLAY_SIDE = 4096  # overlays are pictures for people: larger photos get overlays of this longer side
 
 
-def shrunk_for_viewing(image: np.ndarray, prob: np.ndarray, side: int = OVERLAY_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    """The photo and its map shrunk (area-averaged) to at most ``side`` px on the longer side, for overlays."""
+def viewing_size(height: int, width: int, side: int = OVERLAY_SIDE) -> tuple[int, int] | None:
+    """(width, height) of a picture for people of at most ``side`` px on the longer side; None when the photo is
+    no larger."""
+    if max(height, width) <= side:
+        return None
+    scale = side / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def shrunk_photo(image: np.ndarray, side: int = OVERLAY_SIDE) -> np.ndarray:
+    """The photo area-averaged to at most ``side`` px on the longer side (itself when no larger)."""
     import cv2
 
-    height, width = image.shape[:2]
-    if max(height, width) <= side:
-        return image, prob
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small_prob = cv2.resize(probability_to_uint8(prob), size, interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), small_prob.astype(np.float32) / 255.0
+    size = viewing_size(*image.shape[:2], side)
+    return image if size is None else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def shrunk_map(prob: np.ndarray, side: int = OVERLAY_SIDE) -> np.ndarray:
+    """The map area-averaged to at most ``side`` px on the longer side, float32 in [0, 1] (itself when no larger)."""
+    import cv2
+
+    height, width = prob.shape[:2]
+    size = viewing_size(height, width, side)
+    if size is None:
+        return prob
+    small = cv2.resize(_columns_shrunk(prob, size[0]), size, interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32) / 255.0
+
+
+def shrunk_for_viewing(image: np.ndarray, prob: np.ndarray, side: int = OVERLAY_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its map shrunk (area-averaged) to at most ``side`` px on the longer side, for overlays."""
+    return shrunk_photo(image, side), shrunk_map(prob, side)
+
+
+def _columns_shrunk(prob: np.ndarray, width: int) -> np.ndarray:
+    """The map as 8-bit, area-averaged along each row to ``width`` columns a band of rows at a time, so that a
+    huge map is never quantised at full size (at 12000 x 9000 that copy alone is 108 MB). Area averaging is
+    separable: shrinking the rows of this result next gives the one 2-D area resize, up to rounding."""
+    import cv2
+
+    out = np.empty((prob.shape[0], width), np.uint8)
+    for row in range(0, prob.shape[0], BAND_ROWS):
+        band = probability_to_uint8(prob[row:row + BAND_ROWS])
+        out[row:row + band.shape[0]] = cv2.resize(band, (width, band.shape[0]), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def write_outputs(out: Path, path: Path, photo: list[np.ndarray], prediction: Prediction, predictor: Predictor,
@@ -107,7 +141,11 @@ def write_outputs(out: Path, path: Path, photo: list[np.ndarray], prediction: Pr
     if overlays:
         import cv2
 
-        picture = overlay(*shrunk_for_viewing(photo[0], prediction.probability))
+        small_photo = shrunk_photo(photo[0])
+        if not reports:
+            photo.clear()  # the full-size photo is no longer needed: freed before the map is shrunk
+        picture = overlay(small_photo, shrunk_map(prediction.probability))
+        del small_photo
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
                                [cv2.IMWRITE_JPEG_QUALITY, 90])
         del picture
