@@ -34,6 +34,7 @@ class CopyMoveSettings:
     min_distance: float = 16.0  # a match must lie at least this far away
     min_contrast: float = 2.0  # patches flatter than this (grey-level standard deviation) match anything: skipped
     iterations: int = 2  # PatchMatch rounds (after the sorted seeds, more rounds found no more copies)
+    random_search: bool = True  # PatchMatch's random tries around each match in every round
     longest_jump: int = 16  # farthest neighbour whose match is tried as a hint
     fit_radius: int = 2  # the affine fit covers (2 fit_radius + 1)^2 neighbouring matches
     max_residual: float = 2.0  # mean squared residual (pixels^2) under which matches count as a copy
@@ -142,7 +143,7 @@ def find_copies(image: np.ndarray, settings: CopyMoveSettings = CopyMoveSettings
     features, contrast = patch_features(torch.from_numpy(np.ascontiguousarray(grey)), radius, settings.max_order)
     usable = contrast > settings.min_contrast
     targets, distance = nearest_neighbour_field(features, usable, settings.min_distance, settings.iterations,
-                                                settings.longest_jump, settings.seed)
+                                                settings.longest_jump, settings.seed, settings.random_search)
     usable &= torch.isfinite(distance)
     residual = affine_fit_residual(targets, usable, settings.fit_radius)
     matched = (residual < settings.max_residual).numpy()
