@@ -53,6 +53,15 @@ def test_a_copy_and_its_original_are_found_as_a_pair(transform) -> None:
     assert outside.mean() < 0.02
 
 
+def test_the_cheaper_search_without_random_tries_still_finds_a_turned_copy() -> None:
+    """``random_search=False`` keeps the sorted seeds and the propagation, which are what find copies."""
+    cheap = CopyMoveSettings(iterations=1, random_search=False)
+    copies = find_copies(copied(lambda b: np.rot90(b).copy()), cheap)
+    assert len(copies.pairs) == 1 and covered(copies, SOURCE) > 0.8 and covered(copies, TARGET) > 0.8
+    assert not find_copies(textured(seed=3), cheap).found
+    assert CopyMoveSettings.from_dict(cheap.to_dict()) == cheap
+
+
 def test_a_photo_without_copies_has_none() -> None:
     for seed in range(3):
         copies = find_copies(textured(seed))
