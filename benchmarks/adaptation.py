@@ -57,9 +57,13 @@ CONDITIONS = {"scratch": "ImageNet weights, k boxes", "boxes": "base model + k b
               "masks": "base model + k true masks"}
 
 
-def base_config(recipe: str, layout: Layout, threads: int):
-    """The recipe's protocol config with CASIA as the only training source (COVERAGE left out everywhere)."""
+def base_config(recipe: str, layout: Layout, threads: int, precision: str | None = None):
+    """The recipe's protocol config with CASIA as the only training source (COVERAGE left out everywhere);
+    ``precision`` replaces the recipe's ``optim.precision`` (e.g. ``auto`` on a CPU without native bf16, where the
+    recipe's bf16 is emulated and about 6x slower)."""
     config = run_config(recipe, layout, threads, workers=1)
+    if precision is not None:
+        config = config.override([f"optim.precision={precision}"])
     casia = tuple(s for s in config.data.train if "coverage" not in s.dataset)
     hosts = tuple(h for h in config.data.synthetic if "coverage" not in h)
     return replace(config, data=replace(config.data, train=casia, synthetic=hosts))
@@ -76,12 +80,13 @@ def draw(k: int, seed: int, layout: Layout) -> Path:
     return out
 
 
-def point_config(recipe: str, condition: str, k: int, seed: int, layout: Layout, base_dir: Path, threads: int):
+def point_config(recipe: str, condition: str, k: int, seed: int, layout: Layout, base_dir: Path, threads: int,
+                 precision: str | None = None):
     """One point's run: the recipe's settings (architecture, augmentation, forgeries), the k images as the only
     annotated source, the short budget; from the base model (boxes, masks) or from ImageNet (scratch)."""
     source = TrainSource(dataset=str(draw(k, seed, layout)), boxes=str(layout.boxes("coverage_train")),
                          pseudo_labels=str(layout.pseudo("litemedsam", "coverage_train")))
-    config = base_config(recipe, layout, threads).override(
+    config = base_config(recipe, layout, threads, precision).override(
         [*BUDGET, f"optim.seed={seed}", "optim.max_minutes=null",
          *([f"optim.init={base_dir}", f"optim.lr={FINE_TUNE_LR}"] if condition != "scratch" else []),
          f"data.supervision={'full' if condition == 'masks' else 'pseudo'}"])
@@ -121,6 +126,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, help="stop (resumably) after this much wall time")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                        help="optim.precision instead of the recipe's, for the base and every point; its rows and "
+                             "runs are kept apart (recipe name + '-' + precision)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -128,17 +136,18 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     layout, started = Layout(data=args.data), time.monotonic()
-    base_dir = WORK / f"base-{args.recipe}"
+    label = args.recipe if args.precision is None else f"{args.recipe}-{args.precision}"
+    base_dir = WORK / f"base-{label}"
     record = read_json_or_empty(RECORD)
 
     def out_of_time() -> bool:
         return args.max_minutes is not None and time.monotonic() - started > 60 * args.max_minutes
 
-    config = base_config(args.recipe, layout, args.threads)
+    config = base_config(args.recipe, layout, args.threads, args.precision)
     if "base" in args.stages and len(read_metrics(base_dir / "metrics.csv")) < config.optim.epochs:
         train(replace(config, optim=replace(config.optim, max_minutes=args.max_minutes)), base_dir)
     if "points" in args.stages and len(read_metrics(base_dir / "metrics.csv")) >= config.optim.epochs:
-        key = f"base-{args.recipe}"
+        key = f"base-{label}"
         if key not in record and (base_dir / "best" / "model.safetensors").is_file():
             row = {"k": 0, "condition": "base", "seed": None, "coverage_f1": score(base_dir, args.data)}
             record = {**read_json_or_empty(RECORD), key: row}
@@ -154,12 +163,13 @@ def main() -> None:
         for k in args.ks:
             for seed in args.seeds:
                 for condition in CONDITIONS:
-                    name = f"{condition}-k{k}-seed{seed}-{args.recipe}"
+                    name = f"{condition}-k{k}-seed{seed}-{label}"
                     if name in record or out_of_time():
                         continue
                     run_dir = WORK / name
                     tick = time.monotonic()
-                    train(point_config(args.recipe, condition, k, seed, layout, base_dir, args.threads), run_dir)
+                    train(point_config(args.recipe, condition, k, seed, layout, base_dir, args.threads,
+                                       args.precision), run_dir)
                     minutes = (time.monotonic() - tick) / 60  # pseudo masks are prepared: this is the fine-tuning
                     row = {"k": k, "condition": condition, "seed": seed, "train_minutes": round(minutes, 2),
                            "threads": args.threads, "coverage_f1": score(run_dir, args.data),
@@ -169,7 +179,7 @@ def main() -> None:
                     write_json_atomic(RECORD, record)
                     log.info("%s: COVERAGE F1 %.3f", name, record[name]["coverage_f1"])
     if "report" in args.stages:
-        report(read_json_or_empty(RECORD), args.recipe)
+        report(read_json_or_empty(RECORD), label)
 
 
 def point_scores(record: dict, recipe: str, k: int, condition: str, key: str = "coverage_f1") -> list[float]:
