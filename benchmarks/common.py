@@ -25,11 +25,25 @@ RESULTS_HEADER = "# Results\n\nEvery number here comes from a script under `benc
 REFERENCE_BACKEND = "torch"
 
 
+def cpu_line() -> str:
+    """The CPU's model name and widest vector unit (AVX2 / AVX512 / AVX512-BF16 / AMX), which decide CPU timings
+    more than anything else; the architecture alone where /proc/cpuinfo is not there."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    widest = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"),
+                                            ("avx512f", "AVX512"), ("avx2", "AVX2")) if flag in flags), "no AVX2")
+    return f"{model} ({widest})"
+
+
 def machine_line(threads: bool = True) -> str:
     """CPU, torch threads of this process (leave out when the numbers came from other processes), versions."""
     thread_part = f"{torch.get_num_threads()} torch thread(s), " if threads else ""
-    return (f"{platform.processor() or platform.machine()}, {thread_part}"
-            f"torch {torch.__version__}, Python {platform.python_version()}")
+    return f"{cpu_line()}, {thread_part}torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
