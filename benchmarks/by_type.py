@@ -33,10 +33,11 @@ RECORD = REPO / "docs" / "by_type_runs.json"
 RESAVE_QUALITY = 90
 
 
-def measure(model_dir: Path, data: Path) -> dict:
-    predictor = load_predictor(model_dir, REFERENCE_BACKEND)
+def measure(model_dir: Path, data: Path, backend: str = REFERENCE_BACKEND) -> dict:
+    predictor = load_predictor(model_dir, backend)
     image_threshold = predictor.decision.threshold if predictor.decision else None
-    out: dict = {"model": str(model_dir), "decision": predictor.decision.to_dict() if predictor.decision else None}
+    out: dict = {"model": str(model_dir), "backend": predictor.description,
+                 "decision": predictor.decision.to_dict() if predictor.decision else None}
     started = time.perf_counter()
     for test_name, dataset in test_datasets(data).items():
         report, _ = evaluate_predictor(dataset, predictor.predict, image_threshold=image_threshold, groups=GROUPS,
@@ -90,12 +91,15 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="LABEL=FOLDER")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", default=REFERENCE_BACKEND,
+                        help="what runs the network (default: PyTorch float32, as every earlier row; 'auto' for an "
+                             "OpenVINO .xml graph, e.g. an int8 one, with the model's JSON settings beside it)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     record = read_json_or_empty(RECORD)
     for spec in args.model:
         label, _, folder = spec.partition("=")
-        record[label] = measure(Path(folder), args.data)
+        record[label] = measure(Path(folder), args.data, args.backend)
         write_json_atomic(RECORD, record)
     if record:
         markdown = render(record)
