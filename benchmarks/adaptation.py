@@ -203,11 +203,14 @@ def main() -> None:
         train(replace(config, optim=replace(config.optim, max_minutes=args.max_minutes)), base_dir)
     base_done = len(read_metrics(base_dir / "metrics.csv")) >= config.optim.epochs
     budget = args.budget
+    if budget == "tuned" and "tune" not in args.stages:
+        raise SystemExit("--budget tuned needs --stages tune (it reads or measures the held-out rows)")
     if "tune" in args.stages and base_done and not out_of_time():
         tuned = stage_tune(args, label, layout, base_dir)
         budget = tuned if budget == "tuned" else budget
-    elif budget == "tuned":
-        raise SystemExit("--budget tuned needs --stages tune (it reads or measures the held-out rows)")
+    if budget == "tuned":  # the base or the time ran out before the budget was chosen: no point can be run yet
+        log.info("the budget is not chosen yet (base unfinished or out of time): rerun the same command to go on")
+        return
     points_label = label + budget_tag(budget)
     if "points" in args.stages and base_done:
         key = f"base-{label}"
