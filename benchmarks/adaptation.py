@@ -155,39 +155,49 @@ def budget_tag(budget: str) -> str:
     return "" if budget == DEFAULT_BUDGET else "-" + budget.replace(" ", "-")
 
 
+def tune_key(label: str, budget: str | None, seed: int) -> str:
+    """A tune row's name (the first draw's rows keep their earlier names)."""
+    name = f"{label}/{budget or 'no adaptation'}"
+    return name if seed == TUNE_SEED else f"{name}/seed {seed}"
+
+
+def tune_row(args: argparse.Namespace, label: str, layout: Layout, base_dir: Path, budget: str | None,
+             seed: int) -> dict:
+    """One budget (None: the base without adaptation) fine-tuned on the k = TUNE_K draw of ``seed`` and scored at
+    0.5 on the COVERAGE train images that draw leaves out; measured once, then read from TUNE_RECORD."""
+    key = tune_key(label, budget, seed)
+    if key in read_json_or_empty(TUNE_RECORD):
+        return read_json_or_empty(TUNE_RECORD)[key]
+    validation = load_dataset(held_out(TUNE_K, seed, layout))
+    model_dir, minutes = base_dir, 0.0
+    if budget is not None:
+        model_dir = WORK / (f"tune-k{TUNE_K}-seed{seed}-{label}{budget_tag(budget) or '-default'}")
+        train(point_config(args.recipe, "boxes", TUNE_K, seed, layout, base_dir, args.threads, args.precision,
+                           budget), model_dir)
+        minutes = training_minutes(model_dir)
+    report_, _ = evaluate_predictor(validation, load_predictor(model_dir, "torch").predict, threshold=0.5,
+                                    desc=f"held-out COVERAGE train, {budget or 'base'}")
+    row = {"budget": budget, "seed": seed, "train_minutes": round(minutes, 2), "threads": args.threads,
+           "val_f1": report_.pixel_f1, "val_authentic_marked": report_.authentic_marked_rate,
+           "validation": f"{len(validation)} COVERAGE train images left out of the k={TUNE_K} seed {seed} draw"}
+    write_json_atomic(TUNE_RECORD, {**read_json_or_empty(TUNE_RECORD), key: row})
+    log.info("tune %s, draw %d: held-out F1 %.3f in %.1f min", budget or "no adaptation", seed, row["val_f1"], minutes)
+    return row
+
+
 def stage_tune(args: argparse.Namespace, label: str, layout: Layout, base_dir: Path) -> str:
-    """Fine-tune the base on the k = TUNE_K draw of seed TUNE_SEED with every budget, score each on the COVERAGE
-    train images the draw leaves out (at 0.5), and return the best budget (ties: the cheaper, listed first)."""
-    validation = load_dataset(held_out(TUNE_K, TUNE_SEED, layout))
-    base_key = f"{label}/no adaptation"
-    if base_key not in read_json_or_empty(TUNE_RECORD):  # what every budget has to beat on the same images
-        report_, _ = evaluate_predictor(validation, load_predictor(base_dir, "torch").predict, threshold=0.5,
-                                        desc="held-out COVERAGE train, base")
-        row = {"budget": None, "train_minutes": 0.0, "threads": args.threads, "val_f1": report_.pixel_f1,
-               "val_authentic_marked": report_.authentic_marked_rate,
-               "validation": f"{len(validation)} COVERAGE train images left out of the k={TUNE_K} "
-                             f"seed {TUNE_SEED} draw"}
-        write_json_atomic(TUNE_RECORD, {**read_json_or_empty(TUNE_RECORD), base_key: row})
-        log.info("tune: the base without adaptation scores held-out F1 %.3f", row["val_f1"])
-    for budget in BUDGETS:
-        key = f"{label}/{budget}"
-        if key in read_json_or_empty(TUNE_RECORD):
-            continue
-        run_dir = WORK / f"tune-k{TUNE_K}-seed{TUNE_SEED}-{label}{budget_tag(budget) or '-default'}"
-        train(point_config(args.recipe, "boxes", TUNE_K, TUNE_SEED, layout, base_dir, args.threads, args.precision,
-                           budget), run_dir)
-        minutes = training_minutes(run_dir)
-        report_, _ = evaluate_predictor(validation, load_predictor(run_dir, "torch").predict, threshold=0.5,
-                                        desc=f"held-out COVERAGE train, {budget}")
-        row = {"budget": budget, "train_minutes": round(minutes, 2), "threads": args.threads,
-               "val_f1": report_.pixel_f1, "val_authentic_marked": report_.authentic_marked_rate,
-               "validation": f"{len(validation)} COVERAGE train images left out of the k={TUNE_K} "
-                             f"seed {TUNE_SEED} draw"}
-        write_json_atomic(TUNE_RECORD, {**read_json_or_empty(TUNE_RECORD), key: row})
-        log.info("tune %s: held-out F1 %.3f in %.1f min", budget, row["val_f1"], minutes)
-    rows = {b: read_json_or_empty(TUNE_RECORD)[f"{label}/{b}"] for b in BUDGETS}
-    best = max(BUDGETS, key=lambda b: (round(rows[b]["val_f1"], 3), -list(BUDGETS).index(b)))
-    log.info("tuned budget: %s (held-out F1 %.3f)", best, rows[best]["val_f1"])
+    """Fine-tune the base on the k = TUNE_K draw of seed TUNE_SEED with every budget and score each on the COVERAGE
+    train images the draw leaves out (at 0.5, next to the base without adaptation); the two best are measured
+    again on a second draw, and the better mean wins (ties: the cheaper, listed first)."""
+    def gain(budget: str, seed: int) -> float:  # lift over the base on the same held-out images
+        return tune_row(args, label, layout, base_dir, budget, seed)["val_f1"] - \
+            tune_row(args, label, layout, base_dir, None, seed)["val_f1"]
+
+    first = {b: gain(b, TUNE_SEED) for b in BUDGETS}
+    finalists = sorted(BUDGETS, key=lambda b: (-round(first[b], 3), list(BUDGETS).index(b)))[:2]
+    means = {b: (first[b] + gain(b, TUNE_SEED + 1)) / 2 for b in finalists}
+    best = max(finalists, key=lambda b: (round(means[b], 3), -list(BUDGETS).index(b)))
+    log.info("tuned budget: %s (held-out lift over the base %.3f, mean of 2 draws)", best, means[best])
     return best
 
 
@@ -268,7 +278,7 @@ def main() -> None:
                     write_json_atomic(RECORD, record)
                     log.info("%s: COVERAGE F1 %.3f", name, record[name]["coverage_f1"])
     if "report" in args.stages:
-        report(read_json_or_empty(RECORD), label, points_label, budget)
+        report(read_json_or_empty(RECORD), label, points_label, budget, args.data)
 
 
 def point_scores(record: dict, recipe: str, k: int, condition: str, key: str = "coverage_f1") -> list[float]:
@@ -319,7 +329,18 @@ def _mean_cell(values: list[float], seeds: int) -> str:
     return f"{np.mean(values):.3f}" + ("" if len(values) == seeds else f" ({len(values)} of {seeds} seeds)")
 
 
-def report(record: dict, base_label: str, points_label: str | None = None, budget: str = DEFAULT_BUDGET) -> None:
+def mark_everything_f1(data: Path) -> float:
+    """COVERAGE test pixel F1 of a map that marks every pixel (per tampered image, averaged): the floor below which
+    an F1 says nothing. COVERAGE's copies are large (13% of the image on average), so this floor is high."""
+    from boxpromptiml.data.images import read_mask
+    from boxpromptiml.evaluation.metrics import confusion, f1
+
+    masks = [read_mask(s.mask) for s in test_datasets(data)["COVERAGE"].tampered]
+    return float(np.mean([f1(confusion(np.ones(m.shape, np.float32), m)) for m in masks]))
+
+
+def report(record: dict, base_label: str, points_label: str | None = None, budget: str = DEFAULT_BUDGET,
+           data: Path = DEFAULT_DATA) -> None:
     """The curve of one base (``base_label``) and one budget (``points_label``: the base label and the budget's
     tag)."""
     points_label = points_label or base_label
@@ -344,14 +365,19 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
         if key == "coverage_f1":
             headers.append("CPU minutes per fine-tuning")
         tables += [f"COVERAGE test pixel F1 {what}, mean over seeds:", "", markdown_table(headers, rows), ""]
-    tuned = {k.split("/", 1)[1]: r for k, r in read_json_or_empty(TUNE_RECORD).items()
-             if k.startswith(f"{base_label}/")}
+    tuned = [r for k, r in read_json_or_empty(TUNE_RECORD).items() if k.startswith(f"{base_label}/")]
     if tuned:
+        bases = {r.get("seed", TUNE_SEED): r["val_f1"] for r in tuned if r["budget"] is None}
+        rows = [[r.get("seed", TUNE_SEED), r["budget"] or "no adaptation", r["val_f1"],
+                 r["val_f1"] - bases[r.get("seed", TUNE_SEED)] if r.get("seed", TUNE_SEED) in bases else None,
+                 r["val_authentic_marked"], r["train_minutes"]] for r in tuned]
+        rows.sort(key=lambda row: (row[0], row[1] != "no adaptation"))
         tables += [f"Budgets tried on the k = {TUNE_K} draw of seed {TUNE_SEED}, scored at 0.5 on the COVERAGE train "
-                   "images it leaves out (never COVERAGE test); rows in `docs/adaptation_tune_runs.json`:", "",
-                   markdown_table(["budget", "held-out F1", "held-out authentic marked", "CPU minutes"],
-                                  [[b, r["val_f1"], r["val_authentic_marked"], r["train_minutes"]]
-                                   for b, r in tuned.items()]), ""]
+                   "images it leaves out (never COVERAGE test), next to the base without adaptation on the same "
+                   "images; the two best again on the draw of the next seed, the better mean lift chosen; rows in "
+                   "`docs/adaptation_tune_runs.json`:", "",
+                   markdown_table(["draw", "budget", "held-out F1", "lift over the base", "held-out authentic marked",
+                                   "CPU minutes"], rows), ""]
     figure = REPO / "docs" / "figures" / "adaptation_curve.png"
     if ks:
         plot_curve(mine, points_label, figure, base_key=f"base-{base_label}")
@@ -367,7 +393,8 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
         "has no validation part, so nothing is calibrated on it: every point is scored at 0.5 and at the threshold "
         "the base model was calibrated to on its own CASIA validation split (never on COVERAGE). Rows kept in "
         "`docs/adaptation_runs.json`; a row without the second score was measured before that score was added and "
-        "its run folder is gone.", "",
+        f"its run folder is gone. A map marking every pixel scores {mark_everything_f1(data):.3f} on COVERAGE test: "
+        "its copies are large, so F1s below that floor say little.", "",
         *(tables if ks else ["No point measured yet.", ""]),
         f"![adaptation curve](figures/{figure.name})" if ks else "", ""])
     print(markdown)
