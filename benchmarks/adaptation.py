@@ -209,6 +209,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="jpeg-ghost", help="protocol row the base model follows")
     parser.add_argument("--ks", type=int, nargs="+", default=list(KS))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS),
+                        help="which points to run (e.g. only 'boxes' for more seeds of the method)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, help="stop (resumably) after this much wall time")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"],
@@ -263,7 +265,7 @@ def main() -> None:
                 write_json_atomic(RECORD, record)
         for k in args.ks:
             for seed in args.seeds:
-                for condition in CONDITIONS:
+                for condition in args.conditions:
                     name = f"{condition}-k{k}-seed{seed}-{points_label}"
                     if name in record or out_of_time():
                         continue
@@ -327,7 +329,9 @@ def plot_curve(record: dict, recipe: str, out: Path, base_key: str | None = None
 def _mean_cell(values: list[float], seeds: int) -> str:
     if not values:
         return "not run"
-    return f"{np.mean(values):.3f}" + ("" if len(values) == seeds else f" ({len(values)} of {seeds} seeds)")
+    if len(values) < seeds:
+        return f"{np.mean(values):.3f} ({len(values)} of {seeds} seeds)"
+    return f"{np.mean(values):.3f}" + ("" if len(values) == seeds else f" ({len(values)} seeds)")
 
 
 def mark_everything_f1(data: Path) -> float:
