@@ -175,7 +175,8 @@ def run_encoders(args, store: ResultStore) -> None:
 def render_encoders(record: ResultStore) -> str:
     from boxpromptiml.teachers import ENCODER_BACKENDS
 
-    rows = [[f"`{b}`", ENCODER_BACKENDS[b], r["encoder_s"], r["images_per_s"], r["f1"], r["iou"], r["n"]]
+    rows = [[f"`{b}`", ENCODER_BACKENDS[b], r["encoder_s"], r["images_per_s"], r["f1"], r["iou"], r["n"],
+             r["machine"].split(",")[0].strip("(")]
             for b in ENCODER_BACKENDS if (r := record.get(b))]
     machines = sorted({r["machine"] for r in record.rows.values()})
     return "\n".join([
@@ -185,7 +186,8 @@ def render_encoders(record: ResultStore) -> str:
         "(`bpiml boxes` defaults); encoder seconds per 256 px canvas (mean of repeats after a warm-up), images per "
         "second of `segment` (encoder, decoder, GrabCut; no decoding of files), pixel F1 / IoU of the pseudo masks "
         "against the exact masks at 0.5. Rows in `docs/teacher_encoders_runs.json`.", "",
-        markdown_table(["encoder backend", "what", "encoder s", "images / s", "F1", "IoU", "images"], rows), ""])
+        markdown_table(["encoder backend", "what", "encoder s", "images / s", "F1", "IoU", "images", "CPU"], rows),
+        ""])
 
 
 def _mean_f1(store: ResultStore, config: str) -> float | None:
