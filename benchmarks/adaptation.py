@@ -167,8 +167,8 @@ def tune_row(args: argparse.Namespace, label: str, layout: Layout, base_dir: Pat
     """One budget (None: the base without adaptation) fine-tuned on the k = TUNE_K draw of ``seed`` and scored at
     0.5 on the COVERAGE train images that draw leaves out; measured once, then read from TUNE_RECORD."""
     key = tune_key(label, budget, seed)
-    if key in read_json_or_empty(TUNE_RECORD):
-        return read_json_or_empty(TUNE_RECORD)[key]
+    if (known := read_json_or_empty(TUNE_RECORD).get(key)) is not None:
+        return known
     validation = load_dataset(held_out(TUNE_K, seed, layout))
     model_dir, minutes = base_dir, 0.0
     if budget is not None:
@@ -284,10 +284,15 @@ def main() -> None:
         report(read_json_or_empty(RECORD), label, points_label, budget, args.data)
 
 
+def point_seeds(record: dict, recipe: str, k: int, condition: str, key: str = "coverage_f1") -> dict[int, float]:
+    """The measured seeds of one point, by seed (``key``: F1 at 0.5, or at the base's calibrated threshold)."""
+    return {r["seed"]: r[key] for n, r in record.items()
+            if r["k"] == k and r["condition"] == condition and n.endswith(recipe) and key in r}
+
+
 def point_scores(record: dict, recipe: str, k: int, condition: str, key: str = "coverage_f1") -> list[float]:
-    """The measured seeds of one point (``key``: F1 at 0.5, or at the base's calibrated threshold)."""
-    return [r[key] for n, r in record.items()
-            if r["k"] == k and r["condition"] == condition and n.endswith(recipe) and key in r]
+    """The measured seeds' scores of one point."""
+    return list(point_seeds(record, recipe, k, condition, key).values())
 
 
 def plot_curve(record: dict, recipe: str, out: Path, base_key: str | None = None) -> None:
@@ -367,10 +372,8 @@ def target_lines(mine: dict, points_label: str, base: dict) -> list[str]:
         lines[0] += (f"; from ImageNet on the same boxes {np.mean(scratch):.3f} "
                      f"({'beaten' if np.mean(boxes) > np.mean(scratch) else 'not beaten'})")
     if masks:  # compared on the draws both have
-        def by_seed(condition: str) -> dict:
-            return {r["seed"]: r["coverage_f1"] for n, r in mine.items()
-                    if n.endswith(points_label) and r["k"] == TARGET_K and r["condition"] == condition}
-        box_seeds, mask_seeds = by_seed("boxes"), by_seed("masks")
+        box_seeds = point_seeds(mine, points_label, TARGET_K, "boxes")
+        mask_seeds = point_seeds(mine, points_label, TARGET_K, "masks")
         common = sorted(set(box_seeds) & set(mask_seeds))
         gap = float(np.mean([mask_seeds[s] - box_seeds[s] for s in common]))
         lines[0] += (f". On the {len(common)} draws that also have them, the same images' true masks lift it by "

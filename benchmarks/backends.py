@@ -214,10 +214,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     store = ResultStore(RECORD)
     if "int8" in args.stages:
+        split = REPO / "runs" / "v2" / "casia1_split"  # the protocol's CASIA training part and validation split
         if args.redo or not INT8_MODEL.is_file():
-            quantize_int8(args.model, REPO / "runs" / "v2" / "casia1_split" / "train.json", INT8_MODEL,
-                          REPO / "runs" / "v2" / "casia1_split" / "val.json", args.int8_max_drop)
-        for line in calibrate_int8_folder(args.model, INT8_MODEL, REPO / "runs" / "v2" / "casia1_split" / "val.json"):
+            quantize_int8(args.model, split / "train.json", INT8_MODEL, split / "val.json", args.int8_max_drop)
+        for line in calibrate_int8_folder(args.model, INT8_MODEL, split / "val.json"):
             print(line, flush=True)
         store.rows.pop(f"f1:{INT8}", None)
     for backend in args.backends:
