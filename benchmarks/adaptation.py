@@ -26,13 +26,14 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from boxpromptiml.app.annotations import SECONDS_KEY, annotation_seconds
 from boxpromptiml.data import load_dataset
-from boxpromptiml.data.readers import write_imdl_json
+from boxpromptiml.data.readers import read_json, write_imdl_json
 from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.evaluation import evaluate_predictor
 from boxpromptiml.fileio import write_json_atomic
@@ -51,14 +52,36 @@ RECORD = REPO / "docs" / "adaptation_runs.json"
 KS = (5, 10, 20, 40, 70)
 SEEDS = (0, 1)
 BUDGET = ("optim.warmup_epochs=0.2", "loss.image=0", "data.val=[]")
-# fine-tuning budgets: (epochs, samples per epoch, learning rate from the base model (from ImageNet the recipe's own
-# rate), fresh forgeries' hosts): "base" keeps the recipe's synthetic share on the base's own host photos (CASIA,
-# BSDS), "own" makes the k set's authentic photos (the user's own, unannotated) the only hosts, at OWN_FRACTION of the
-# draws. The first kept its name from earlier rows; the one the tune stage chose (6x200 lr 3e-4) is the web app's
-# "Train on my boxes" and the README's. All stay within the issue's 10 CPU minutes.
-BUDGETS = {"3x200 lr 1e-4": (3, 200, 1e-4, "base"), "6x200 lr 1e-4": (6, 200, 1e-4, "base"),
-           "6x200 lr 3e-4": (6, 200, 3e-4, "base"), "10x200 lr 3e-4": (10, 200, 3e-4, "base"),
-           "6x200 lr 3e-4 own hosts": (6, 200, 3e-4, "own")}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A fine-tuning budget: epochs x samples per epoch at ``lr`` from the base model (from ImageNet the recipe's own
+    rate); ``hosts`` of the fresh forgeries: "base" keeps the recipe's synthetic share on the base's own host photos
+    (CASIA, BSDS), "own" makes the k set's authentic photos (the user's own, unannotated) the only hosts, at
+    OWN_FRACTION of the draws; ``extra``: further config overrides (one knob per variant) and ``what`` says them."""
+
+    epochs: int
+    samples: int
+    lr: float
+    hosts: str = "base"
+    extra: tuple[str, ...] = ()
+    what: str = ""
+
+
+# The first kept its name from earlier rows; the one the tune stage chose is the web app's "Train on my boxes" and the
+# README's. The last three are one knob each on the chosen one, against the spread between draws: batch-norm
+# statistics kept as the base's (20 images move them), a weight average, and no fresh forgeries (all samples from the
+# k images). All stay within the issue's 10 CPU minutes.
+BUDGETS = {"3x200 lr 1e-4": Budget(3, 200, 1e-4), "6x200 lr 1e-4": Budget(6, 200, 1e-4),
+           "6x200 lr 3e-4": Budget(6, 200, 3e-4), "10x200 lr 3e-4": Budget(10, 200, 3e-4),
+           "6x200 lr 3e-4 own hosts": Budget(6, 200, 3e-4, hosts="own"),
+           "6x200 lr 3e-4 frozen BN": Budget(6, 200, 3e-4, extra=("optim.freeze_batchnorm=true",),
+                                             what="batch-norm statistics kept as the base's"),
+           "6x200 lr 3e-4 EMA": Budget(6, 200, 3e-4, extra=("optim.ema_decay=0.95",),
+                                       what="weights averaged (EMA 0.95)"),
+           "6x200 lr 3e-4 no forgeries": Budget(6, 200, 3e-4, extra=("data.synthetic_fraction=0",),
+                                                what="no fresh forgeries")}
 OWN_FRACTION = 0.5
 DEFAULT_BUDGET = "3x200 lr 1e-4"
 TUNE_K, TUNE_SEED = 20, 0  # the budget is chosen on this draw, on the COVERAGE train images it leaves out
@@ -108,15 +131,16 @@ def point_config(recipe: str, condition: str, k: int, seed: int, layout: Layout,
                  precision: str | None = None, budget: str = DEFAULT_BUDGET):
     """One point's run: the recipe's settings (architecture, augmentation, forgeries), the k images as the only
     annotated source, the short budget; from the base model (boxes, masks) or from ImageNet (scratch)."""
-    epochs, samples, lr, hosts = BUDGETS[budget]
+    chosen = BUDGETS[budget]
     source = TrainSource(dataset=str(draw(k, seed, layout)), boxes=str(layout.boxes("coverage_train")),
                          pseudo_labels=str(layout.pseudo("litemedsam", "coverage_train")))
     config = base_config(recipe, layout, threads, precision).override(
-        [*BUDGET, f"optim.epochs={epochs}", f"optim.samples_per_epoch={samples}", f"optim.seed={seed}",
-         "optim.max_minutes=null", *([f"optim.init={base_dir}", f"optim.lr={lr}"] if condition != "scratch" else []),
+        [*BUDGET, f"optim.epochs={chosen.epochs}", f"optim.samples_per_epoch={chosen.samples}", f"optim.seed={seed}",
+         "optim.max_minutes=null", *chosen.extra,
+         *([f"optim.init={base_dir}", f"optim.lr={chosen.lr}"] if condition != "scratch" else []),
          f"data.supervision={'full' if condition == 'masks' else 'pseudo'}"])
     data = replace(config.data, train=(source,))
-    if hosts == "own":
+    if chosen.hosts == "own":
         data = replace(data, synthetic=(source.dataset,), synthetic_fraction=OWN_FRACTION)
     return replace(config, data=data)
 
@@ -219,6 +243,9 @@ def main() -> None:
     parser.add_argument("--budget", default=DEFAULT_BUDGET, choices=[*BUDGETS, "tuned"],
                         help="fine-tuning budget of the points; 'tuned': the one --stages tune chose on held-out "
                              "COVERAGE train images")
+    parser.add_argument("--annotations", type=Path,
+                        help="a box file written by `bpiml serve`: its mean seconds per timed image is the curve's "
+                             "third cost axis (what boxing took a person in the app), next to the paper's 7 s")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -281,7 +308,7 @@ def main() -> None:
                     write_json_atomic(RECORD, record)
                     log.info("%s: COVERAGE F1 %.3f", name, record[name]["coverage_f1"])
     if "report" in args.stages:
-        report(read_json_or_empty(RECORD), label, points_label, budget, args.data)
+        report(read_json_or_empty(RECORD), label, points_label, budget, args.data, app_timing(args.annotations))
 
 
 def point_seeds(record: dict, recipe: str, k: int, condition: str, key: str = "coverage_f1") -> dict[int, float]:
@@ -295,9 +322,21 @@ def point_scores(record: dict, recipe: str, k: int, condition: str, key: str = "
     return list(point_seeds(record, recipe, k, condition, key).values())
 
 
-def plot_curve(record: dict, recipe: str, out: Path, base_key: str | None = None) -> None:
+def app_timing(path: Path | None) -> tuple[float, int, str] | None:
+    """Mean seconds per image a person took in `bpiml serve` (its box file's timings), how many images, the file."""
+    if path is None:
+        return None
+    seconds = annotation_seconds(read_json(path))
+    if not seconds:
+        raise SystemExit(f"{path}: no image in it was timed by `bpiml serve` ({SECONDS_KEY})")
+    return float(np.mean(seconds)), len(seconds), path.name
+
+
+def plot_curve(record: dict, recipe: str, out: Path, base_key: str | None = None,
+               app: tuple[float, int, str] | None = None) -> None:
     """COVERAGE test F1 against annotation minutes, one line per condition (each seed a dot, the mean a line): at 0.5
-    and at the base model's calibrated threshold, side by side."""
+    and at the base model's calibrated threshold, side by side; with ``app`` the method's line also at the seconds
+    per image the app measured (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,6 +356,10 @@ def plot_curve(record: dict, recipe: str, out: Path, base_key: str | None = None
             line = ax.plot([m for m, _ in points], [np.mean(v) for _, v in points], marker="o", label=label)[0]
             for m, values in points:
                 ax.scatter([m] * len(values), values, s=12, color=line.get_color(), alpha=0.5)
+            if app is not None and condition == "boxes":
+                ax.plot([m * app[0] / BOX_SECONDS for m, _ in points], [np.mean(v) for _, v in points],
+                        linestyle=":", marker="o", color=line.get_color(), alpha=0.6,
+                        label=f"{label}, at the app's {app[0]:.0f} s per image")
         if key in base:
             ax.axhline(base[key], color="grey", linestyle="--", label="base model, no adaptation")
         ax.set_xscale("log")
@@ -385,7 +428,7 @@ def target_lines(mine: dict, points_label: str, base: dict) -> list[str]:
 
 
 def report(record: dict, base_label: str, points_label: str | None = None, budget: str = DEFAULT_BUDGET,
-           data: Path = DEFAULT_DATA) -> None:
+           data: Path = DEFAULT_DATA, app: tuple[float, int, str] | None = None) -> None:
     """The curve of one base (``base_label``) and one budget (``points_label``: the base label and the budget's
     tag)."""
     points_label = points_label or base_label
@@ -393,20 +436,25 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
     base = mine.get(f"base-{base_label}", {})
     threshold = base.get("base_threshold")
     ks = sorted({r["k"] for r in mine.values() if r["k"]})
-    epochs, samples, lr, hosts = BUDGETS[budget]
+    chosen = BUDGETS[budget]
+    forgeries = (f", {OWN_FRACTION:.0%} of the samples fresh forgeries made in those originals (no annotation needed)"
+                 if chosen.hosts == "own" else "" if "data.synthetic_fraction=0" in chosen.extra
+                 else ", the recipe's share of fresh forgeries made in the base's CASIA and BSDS photos")
     tables = []
     for key, what in (("coverage_f1", "at 0.5"),
                       ("coverage_f1_base_threshold", f"at the base model's calibrated threshold ({threshold})")):
         rows = []
         for k in ks:
-            row: list = [k, f"{k * BOX_SECONDS / 60:.1f}", f"{k * MASK_SECONDS / 60:.0f}", base.get(key)]
+            row: list = [k, f"{k * BOX_SECONDS / 60:.1f}", *([f"{k * app[0] / 60:.1f}"] if app else []),
+                         f"{k * MASK_SECONDS / 60:.0f}", base.get(key)]
             row += [_mean_cell(point_scores(mine, points_label, k, condition, key), len(SEEDS))
                     for condition in CONDITIONS]
             if key == "coverage_f1":
                 minutes = [r["train_minutes"] for r in mine.values() if r["k"] == k and "train_minutes" in r]
                 row.append(f"{np.mean(minutes):.1f}" if minutes else "")
             rows.append(row)
-        headers = ["k", "box minutes", "mask minutes", "base, no adaptation", *CONDITIONS.values()]
+        headers = ["k", "box minutes", *(["box minutes, app-timed"] if app else []), "mask minutes",
+                   "base, no adaptation", *CONDITIONS.values()]
         if key == "coverage_f1":
             headers.append("CPU minutes per fine-tuning")
         tables += [f"COVERAGE test pixel F1 {what}, mean over seeds:", "", markdown_table(headers, rows), ""]
@@ -425,14 +473,13 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
                                    "CPU minutes"], rows), ""]
     figure = REPO / "docs" / "figures" / "adaptation_curve.png"
     if ks:
-        plot_curve(mine, points_label, figure, base_key=f"base-{base_label}")
+        plot_curve(mine, points_label, figure, base_key=f"base-{base_label}", app=app)
     markdown = "\n".join([
         "## The adaptation curve: what k boxes buy", "",
         f"Measured with `python -m benchmarks.adaptation` (base model `base-{base_label}`: its protocol row trained on "
-        f"CASIA v1 boxes only; each point fine-tuned {epochs} x {samples} samples at lr {lr:g} (from ImageNet: the "
-        "recipe's rate) on k COVERAGE training images and their originals"
-        + (f", {OWN_FRACTION:.0%} of the samples fresh forgeries made in those originals (no annotation needed)"
-           if hosts == "own" else ", the recipe's share of fresh forgeries made in the base's CASIA and BSDS photos")
+        f"CASIA v1 boxes only; each point fine-tuned {chosen.epochs} x {chosen.samples} samples at lr {chosen.lr:g} "
+        "(from ImageNet: the recipe's rate) on k COVERAGE training images and their originals"
+        + (f", {chosen.what}" if chosen.what else "") + forgeries
         + ", 2 seeds = 2 draws of the k images; "
         "COVERAGE test pixel F1; minutes from the paper's 7 s per box image and 23 min per mask). A set of k images "
         "has no validation part, so nothing is calibrated on it: every point is scored at 0.5 and at the threshold "
@@ -440,6 +487,11 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
         "`docs/adaptation_runs.json`; a row without the second score was measured before that score was added and "
         f"its run folder is gone. A map marking every pixel scores {mark_everything_f1(data):.3f} on COVERAGE test: "
         "its copies are large, so F1s below that floor say little.", "",
+        (f"Box minutes are also given at the {app[0]:.1f} s per image a person took in `bpiml serve` ({app[1]} images "
+         f"timed in `{app[2]}`, `--annotations`)." if app else
+         "No box file timed by a person in `bpiml serve` was given (`--annotations FILE` adds the app's mean seconds "
+         "per image as a third cost axis); the browser test's boxes are drawn by a script, whose seconds are not an "
+         "annotator's."), "",
         *target_lines(mine, points_label, base),
         *(tables if ks else ["No point measured yet.", ""]),
         f"![adaptation curve](figures/{figure.name})" if ks else "", ""])

@@ -16,7 +16,7 @@ from PIL import Image
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from boxpromptiml.app.annotations import SECONDS_KEY, AnnotationFile  # noqa: E402
+from boxpromptiml.app.annotations import SECONDS_KEY, AnnotationFile, annotation_seconds  # noqa: E402
 from boxpromptiml.app.interactive import BoxPrompter, propose_boxes  # noqa: E402
 from boxpromptiml.app.server import ServeSettings, create_app, serve  # noqa: E402
 from boxpromptiml.data import attach_boxes, load_dataset, read_coco_boxes  # noqa: E402
@@ -103,6 +103,10 @@ def test_annotate_pseudo_mask_and_atomic_save(toy, tmp_path, monkeypatch):
     # the written file is what bpiml pseudo-label and train read
     dataset = attach_boxes(load_dataset(toy), read_coco_boxes(boxes_file))
     assert [s.boxes for s in dataset if s.boxes] == [(Box(20, 10, 80, 60),)]
+    # the file's own timings are what costs annotation (the adaptation curve's app-timed minutes)
+    client.post("/api/annotate/save", json={"name": "Tp/toy_tp_002.png", "boxes": [[1, 1, 9, 9]], "seconds": 3.5})
+    assert sorted(annotation_seconds(json.loads(boxes_file.read_text()))) == [3.5, 6.5]
+    assert annotation_seconds({"images": [{"id": 1}, {SECONDS_KEY: "x"}, {SECONDS_KEY: float("nan")}]}) == []
 
     # a crash in the middle of a save leaves the previous file whole, and no temporary file behind
     before = boxes_file.read_bytes()

@@ -170,6 +170,13 @@ class AnnotationFile:
                 "mean_seconds": round(sum(timed) / len(timed), 2) if timed else None}
 
 
+def annotation_seconds(coco: dict[str, Any]) -> list[float]:
+    """The seconds each image of a box file took to annotate in `bpiml serve` (images it timed only): what an
+    annotator really spends per image, for costing annotation (e.g. the adaptation curve's minutes)."""
+    return [float(e[SECONDS_KEY]) for e in coco.get("images", []) if isinstance(e, dict)
+            and isinstance(e.get(SECONDS_KEY), int | float) and math.isfinite(e[SECONDS_KEY])]
+
+
 def _finite_box(bbox: Any) -> bool:
     return (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
             and all(math.isfinite(v) for v in bbox) and bbox[2] > 0 and bbox[3] > 0)
