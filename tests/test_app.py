@@ -365,6 +365,8 @@ def test_train_on_my_boxes_adapts_a_model_that_inspect_can_use(toy, tmp_path):
     assert job["state"] == "done", job
     assert job["progress"]["pseudo_masks"] == 3 and job["progress"]["epochs_done"] == 1
     assert "no image threshold" in job["message"]  # toy boxes, no masks to validate on: said plainly
+    optim = json.loads((tmp_path / "boxes-training" / job["name"] / "run" / "config.json").read_text())["optim"]
+    assert optim["init"] == "shipped" and optim["lr"] == 3e-4 and optim["freeze_batchnorm"]  # the chosen budget
     models = client.get("/api/models").json()["models"]
     assert [m["id"] for m in models] == ["shipped", job["name"]]
     data = (toy / "Tp" / "toy_tp_000.png").read_bytes()

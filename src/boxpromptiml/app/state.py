@@ -55,8 +55,8 @@ class ServeSettings:
     analysis_pixels: int = 16_000_000
     # "Train on my boxes" writes its jobs here (None: BOXES-training/ beside the box file); see app/jobs.py
     jobs_dir: str | None = None
-    # the fine-tuning budget of a job: epochs x samples (at TrainJobSpec.lr); the budget benchmarks.adaptation
-    # chose on held-out COVERAGE training photos, about 4 CPU minutes
+    # the fine-tuning budget of a job: epochs x samples (at TrainJobSpec.lr, batch-norm statistics frozen); the budget
+    # benchmarks.adaptation chose on held-out COVERAGE training photos, about 4 CPU minutes
     job_epochs: int = 6
     job_samples_per_epoch: int = 200
     kept_results: int = 4  # analysed images kept in memory for the page (oldest dropped first)
