@@ -89,6 +89,9 @@ BUDGETS = {"3x200 lr 1e-4": Budget(3, 200, 1e-4), "6x200 lr 1e-4": Budget(6, 200
                                                 what="no fresh forgeries"),
            APP_BUDGET: Budget(6, 200, 3e-4, extra=("optim.freeze_batchnorm=true", "data.synthetic_fraction=0"),
                               what="batch-norm statistics kept as the base's, no fresh forgeries", candidate=False)}
+# knobs that keep a trained start model's state: from ImageNet the decoder has no batch-norm statistics worth keeping
+# (frozen at their initial values, the scratch condition scored 0.000), so training from ImageNet leaves them out
+FINE_TUNING_ONLY = ("optim.freeze_batchnorm=true",)
 OWN_FRACTION = 0.5
 DEFAULT_BUDGET = "3x200 lr 1e-4"
 TUNE_K, TUNE_SEED = 20, 0  # the budget is chosen on this draw, on the COVERAGE train images it leaves out
@@ -143,7 +146,7 @@ def point_config(recipe: str, condition: str, k: int, seed: int, layout: Layout,
                          pseudo_labels=str(layout.pseudo("litemedsam", "coverage_train")))
     config = base_config(recipe, layout, threads, precision).override(
         [*BUDGET, f"optim.epochs={chosen.epochs}", f"optim.samples_per_epoch={chosen.samples}", f"optim.seed={seed}",
-         "optim.max_minutes=null", *chosen.extra,
+         "optim.max_minutes=null", *(o for o in chosen.extra if condition != "scratch" or o not in FINE_TUNING_ONLY),
          *([f"optim.init={base_dir}", f"optim.lr={chosen.lr}"] if condition != "scratch" else []),
          f"data.supervision={'full' if condition == 'masks' else 'pseudo'}"])
     data = replace(config.data, train=(source,))
@@ -152,12 +155,25 @@ def point_config(recipe: str, condition: str, k: int, seed: int, layout: Layout,
     return replace(config, data=data)
 
 
+def evaluate_on_coverage(model_dir: Path, data: Path, threshold: float = 0.5):
+    """A model's COVERAGE test report (its 30 forgeries and their 30 originals) at ``threshold``."""
+    coverage = test_datasets(data)["COVERAGE"]
+    report_, _ = evaluate_predictor(coverage, load_predictor(model_dir, "torch").predict, threshold=threshold,
+                                    desc=f"COVERAGE {model_dir.name} at {threshold:g}")
+    return report_
+
+
 def score(model_dir: Path, data: Path, threshold: float = 0.5) -> float:
     """COVERAGE test pixel F1 of a model's maps at ``threshold``."""
-    coverage = test_datasets(data)["COVERAGE"]
-    report, _ = evaluate_predictor(coverage, load_predictor(model_dir, "torch").predict, threshold=threshold,
-                                   desc=f"COVERAGE {model_dir.name} at {threshold:g}")
-    return report.pixel_f1
+    return evaluate_on_coverage(model_dir, data, threshold).pixel_f1
+
+
+def scores_at_half(model_dir: Path, data: Path) -> dict[str, float]:
+    """A point's row at 0.5: COVERAGE test pixel F1 and its false alarms, the share of the authentic originals with
+    any pixel marked and the median share of their pixels marked (a detector of objects marks them widely)."""
+    report_ = evaluate_on_coverage(model_dir, data)
+    return {"coverage_f1": report_.pixel_f1, "authentic_marked": report_.authentic_marked_rate,
+            "authentic_area_median": report_.authentic_marked_area_median}
 
 
 def base_threshold(base_dir: Path, layout: Layout) -> float:
@@ -180,6 +196,20 @@ def training_minutes(run_dir: Path) -> float:
     """CPU-clock minutes a fine-tuning took: the epochs' seconds in its metrics.csv, so that a run resumed in a
     later call counts its earlier epochs too (setting up the run adds about two seconds, not counted)."""
     return sum(float(row["seconds"]) for row in read_metrics(run_dir / "metrics.csv")) / 60
+
+
+def same_scratch_run(record: dict, k: int, seed: int, label: str, budget: str) -> str | None:
+    """A measured scratch point of another budget whose run is this one's: from ImageNet the budget's learning rate
+    and fine-tuning-only knobs do not apply, so budgets equal in the rest train the same model."""
+    def from_imagenet(b: Budget) -> tuple:
+        return b.epochs, b.samples, b.hosts, tuple(o for o in b.extra if o not in FINE_TUNING_ONLY)
+
+    for other in BUDGETS:
+        name = f"scratch-k{k}-seed{seed}-{label}{budget_tag(other)}"
+        if (other != budget and from_imagenet(BUDGETS[other]) == from_imagenet(BUDGETS[budget]) and name in record
+                and "same_run_as" not in record[name] and (WORK / name / "best" / "model.safetensors").is_file()):
+            return name
+    return None
 
 
 def budget_tag(budget: str) -> str:
@@ -288,17 +318,22 @@ def main() -> None:
     if "points" in args.stages and base_done:
         key = f"base-{label}"
         if key not in record and (base_dir / "best" / "model.safetensors").is_file():
-            row = {"k": 0, "condition": "base", "seed": None, "coverage_f1": score(base_dir, args.data)}
+            row = {"k": 0, "condition": "base", "seed": None, **scores_at_half(base_dir, args.data)}
             record = {**read_json_or_empty(RECORD), key: row}
             write_json_atomic(RECORD, record)
         threshold = base_threshold(base_dir, layout)
         for name, row in list(record.items()):  # this base's finished points, also at its calibrated threshold
-            run_dir = base_dir if row["condition"] == "base" else WORK / name
+            run_dir = base_dir if row["condition"] == "base" else WORK / row.get("same_run_as", name)
             if not (name == key or name.endswith(points_label)):
                 continue
-            if "coverage_f1_base_threshold" not in row and (run_dir / "best" / "model.safetensors").is_file():
+            if not (run_dir / "best" / "model.safetensors").is_file():
+                continue
+            if "coverage_f1_base_threshold" not in row:
                 row = {**row, "base_threshold": threshold,
                        "coverage_f1_base_threshold": score(run_dir, args.data, threshold)}
+            if "authentic_area_median" not in row:  # rows measured before the false alarms were kept
+                row = {**row, **{k: v for k, v in scores_at_half(run_dir, args.data).items() if k != "coverage_f1"}}
+            if row != record[name]:
                 record = {**read_json_or_empty(RECORD), name: row}
                 write_json_atomic(RECORD, record)
         for k in args.ks:
@@ -307,13 +342,23 @@ def main() -> None:
                     name = f"{condition}-k{k}-seed{seed}-{points_label}"
                     if name in record or out_of_time():
                         continue
+                    if condition == "scratch" and (same := same_scratch_run(record, k, seed, label, budget)):
+                        # the very run another budget made (training is deterministic: re-running one gave the
+                        # same F1 to every digit), so it is not trained again
+                        row = {**record[same], "budget": budget, "same_run_as": same}
+                        if "authentic_area_median" not in row:
+                            row |= {k_: v for k_, v in scores_at_half(WORK / same, args.data).items()
+                                    if k_ != "coverage_f1"}
+                        record = {**read_json_or_empty(RECORD), name: row}
+                        write_json_atomic(RECORD, record)
+                        continue
                     run_dir = WORK / name
                     train(point_config(args.recipe, condition, k, seed, layout, base_dir, args.threads,
                                        args.precision, budget), run_dir)
                     minutes = training_minutes(run_dir)  # pseudo masks are prepared: this is the fine-tuning
                     row = {"k": k, "condition": condition, "seed": seed, "budget": budget,
                            "train_minutes": round(minutes, 2), "threads": args.threads,
-                           "coverage_f1": score(run_dir, args.data), "base_threshold": threshold,
+                           **scores_at_half(run_dir, args.data), "base_threshold": threshold,
                            "coverage_f1_base_threshold": score(run_dir, args.data, threshold)}
                     record = {**read_json_or_empty(RECORD), name: row}  # another call (other seeds) may have written
                     write_json_atomic(RECORD, record)
@@ -469,6 +514,18 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
         if key == "coverage_f1":
             headers.append("CPU minutes per fine-tuning")
         tables += [f"COVERAGE test pixel F1 {what}, mean over seeds:", "", markdown_table(headers, rows), ""]
+    def alarms(k: int, condition: str) -> str:  # mean over seeds of the median share marked, and of photos marked
+        area = point_scores(mine, points_label, k, condition, "authentic_area_median")
+        marked = point_scores(mine, points_label, k, condition, "authentic_marked")
+        return f"{np.mean(area):.3f} ({np.mean(marked):.2f})" if area else ""
+
+    if "authentic_area_median" in base:
+        rows = [[k, f"{base['authentic_area_median']:.3f} ({base['authentic_marked']:.2f})",
+                 *(alarms(k, condition) for condition in CONDITIONS)] for k in ks]
+        tables += ["False alarms at 0.5 on COVERAGE test's 30 authentic originals (similar objects, no copy): the "
+                   "median share of an original's pixels marked (and the share of originals with any pixel marked), "
+                   "mean over the seeds measured:", "",
+                   markdown_table(["k", "base, no adaptation", *CONDITIONS.values()], rows), ""]
     tuned = [r for k, r in read_json_or_empty(TUNE_RECORD).items() if k.startswith(f"{base_label}/")]
     if tuned:
         bases = {r.get("seed", TUNE_SEED): r["val_f1"] for r in tuned if r["budget"] is None}
@@ -489,7 +546,9 @@ def report(record: dict, base_label: str, points_label: str | None = None, budge
         "## The adaptation curve: what k boxes buy", "",
         f"Measured with `python -m benchmarks.adaptation` (base model `base-{base_label}`: its protocol row trained on "
         f"CASIA v1 boxes only; each point fine-tuned {chosen.epochs} x {chosen.samples} samples at lr {chosen.lr:g} "
-        "(from ImageNet: the recipe's rate) on k COVERAGE training images and their originals"
+        + "(from ImageNet: the recipe's rate" + (", and batch-norm statistics learned" if set(chosen.extra) &
+                                                 set(FINE_TUNING_ONLY) else "")
+        + ") on k COVERAGE training images and their originals"
         + (f", {chosen.what}" if chosen.what else "") + forgeries
         + ", 2 seeds = 2 draws of the k images; "
         "COVERAGE test pixel F1; minutes from the paper's 7 s per box image and 23 min per mask). A set of k images "
