@@ -392,7 +392,7 @@ def plot_curve(record: dict, recipe: str, out: Path, base_key: str | None = None
                app: tuple[float, int, str] | None = None) -> None:
     """COVERAGE test F1 against annotation minutes, one line per condition (each seed a dot, the mean a line): at 0.5
     and at the base model's calibrated threshold, side by side; with ``app`` the method's line also at the seconds
-    per image the app measured (dashed)."""
+    per image the app measured (dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
