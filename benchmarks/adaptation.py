@@ -322,20 +322,7 @@ def main() -> None:
             record = {**read_json_or_empty(RECORD), key: row}
             write_json_atomic(RECORD, record)
         threshold = base_threshold(base_dir, layout)
-        for name, row in list(record.items()):  # this base's finished points, also at its calibrated threshold
-            run_dir = base_dir if row["condition"] == "base" else WORK / row.get("same_run_as", name)
-            if not (name == key or name.endswith(points_label)):
-                continue
-            if not (run_dir / "best" / "model.safetensors").is_file():
-                continue
-            if "coverage_f1_base_threshold" not in row:
-                row = {**row, "base_threshold": threshold,
-                       "coverage_f1_base_threshold": score(run_dir, args.data, threshold)}
-            if "authentic_area_median" not in row:  # rows measured before the false alarms were kept
-                row = {**row, **{k: v for k, v in scores_at_half(run_dir, args.data).items() if k != "coverage_f1"}}
-            if row != record[name]:
-                record = {**read_json_or_empty(RECORD), name: row}
-                write_json_atomic(RECORD, record)
+        record = complete_rows(record, key, points_label, base_dir, threshold, args.data)
         for k in args.ks:
             for seed in args.seeds:
                 for condition in args.conditions:
@@ -346,9 +333,6 @@ def main() -> None:
                         # the very run another budget made (training is deterministic: re-running one gave the
                         # same F1 to every digit), so it is not trained again
                         row = {**record[same], "budget": budget, "same_run_as": same}
-                        if "authentic_area_median" not in row:
-                            row |= {k_: v for k_, v in scores_at_half(WORK / same, args.data).items()
-                                    if k_ != "coverage_f1"}
                         record = {**read_json_or_empty(RECORD), name: row}
                         write_json_atomic(RECORD, record)
                         continue
@@ -363,8 +347,29 @@ def main() -> None:
                     record = {**read_json_or_empty(RECORD), name: row}  # another call (other seeds) may have written
                     write_json_atomic(RECORD, record)
                     log.info("%s: COVERAGE F1 %.3f", name, record[name]["coverage_f1"])
+        record = complete_rows(record, key, points_label, base_dir, threshold, args.data)  # reused rows too
     if "report" in args.stages:
         report(read_json_or_empty(RECORD), label, points_label, budget, args.data, app_timing(args.annotations))
+
+
+def complete_rows(record: dict, base_key: str, points_label: str, base_dir: Path, threshold: float,
+                  data: Path) -> dict:
+    """This base's and budget's rows with the scores measured after them added: F1 at the base's calibrated
+    threshold, and the false alarms at 0.5 (from the run folder a row names, its own or ``same_run_as``)."""
+    for name, row in list(record.items()):
+        if not (name == base_key or name.endswith(points_label)):
+            continue
+        run_dir = base_dir if row["condition"] == "base" else WORK / row.get("same_run_as", name)
+        if not (run_dir / "best" / "model.safetensors").is_file():
+            continue
+        if "coverage_f1_base_threshold" not in row:
+            row = {**row, "base_threshold": threshold, "coverage_f1_base_threshold": score(run_dir, data, threshold)}
+        if "authentic_area_median" not in row:  # rows measured before the false alarms were kept
+            row = {**row, **{k: v for k, v in scores_at_half(run_dir, data).items() if k != "coverage_f1"}}
+        if row != record[name]:
+            record = {**read_json_or_empty(RECORD), name: row}
+            write_json_atomic(RECORD, record)
+    return record
 
 
 def point_seeds(record: dict, recipe: str, k: int, condition: str, key: str = "coverage_f1") -> dict[int, float]:
