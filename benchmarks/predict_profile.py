@@ -7,7 +7,8 @@ Runs :func:`boxpromptiml.deployment.predict_files.predict_files` on one JPEG fil
 quality 90) under :mod:`cProfile` and reads the cumulative time of the functions that make each stage:
 decode (``read_image``), input (padding and the uint8 -> float tensor), network (the batch runner), stitching
 (cutting the photo and blending the tiles into one clipped map: what ``predict_image`` spends outside the
-input and the network), quantise (map -> 8-bit), PNG encoding and writing the file, in whichever thread they
+input and the network), the copy-move search and its fusion into the map (model folders with a ``copy_move.json``),
+the map gate, quantise (map -> 8-bit), PNG encoding and writing the file, in whichever thread they
 run. One photo per call, so nothing overlaps: the stages add up to the wall time (``other``: the rest, e.g.
 waiting for a thread). The first call of each size is a warm-up and is not counted.
 """
@@ -39,6 +40,8 @@ STAGES = {
     "input": (("pad_to_multiple", "to_tensor"), ()),
     "network": (("network_pass",), ()),
     "stitching": (("predict_image",), ("network_pass", "pad_to_multiple", "to_tensor")),
+    "copy-move search": (("find_copies", "fuse_copies"), ()),
+    "map gate": (("gate_map",), ()),
     "quantise": (("probability_to_uint8",), ()),
     "PNG encoding": (("encode_png",), ()),
     "writing": (("write_bytes_atomic",), ()),

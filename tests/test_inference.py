@@ -9,6 +9,8 @@ from boxpromptiml.student.inference import (
     pad_to_multiple,
     predict_image,
     predict_native,
+    tile_end,
+    tile_side,
     tile_starts,
     torch_runner,
 )
@@ -46,12 +48,30 @@ def test_tiles_cover_large_images_and_blend_back_exactly():
     calls = []
     prob, _ = predict_native(_echo_runner(calls), image, max_side=128, overlap=32)
     assert prob.shape == (300, 700) and len(calls) > 4
-    assert max(max(c[-2:]) for c in calls) <= 160  # tiles of 128 (the last up to 7 px longer), padded to 32
+    assert max(max(c[-2:]) for c in calls) <= 128  # no tile is larger than max_side, nor padded beyond it
     np.testing.assert_allclose(prob, image[..., 0] / 255.0, atol=1e-5)  # a per-pixel weighted mean of equal values
     starts = tile_starts(700, 128, 32)
-    assert starts[0] == 0 and starts[-1] == 568  # 700 - 128 = 572, down to the JPEG block grid
+    assert starts[0] == 0 and starts[-1] == 576  # 700 - 128 = 572, up to the JPEG block grid: the last tile is 124
     assert all(s % 8 == 0 for s in starts)  # every tile keeps the photo's 8x8 block grid
-    assert all(b - a <= 96 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(128 - 32 - 8 <= b - a <= 128 - 32 for a, b in zip(starts, starts[1:], strict=False))  # even steps
+
+
+@pytest.mark.parametrize("length", [1025, 1080, 1920, 3000, 4000, 9000, 12000])
+@pytest.mark.parametrize("largest", [512, 1024, 2048])
+def test_tile_plan_uses_the_fewest_tiles_of_one_size(length, largest):
+    overlap = 64
+    side = tile_side(length, largest, overlap)
+    starts = tile_starts(length, side, overlap)
+    ends = [tile_end(s, starts, length, side) for s in starts]
+    if length <= largest:
+        assert starts == [0] and side == length
+        return
+    assert side % 32 == 0 and side <= largest
+    assert starts[0] == 0 and ends[-1] == length and all(s % 8 == 0 for s in starts)
+    assert all(side - 7 <= e - s <= side for s, e in zip(starts, ends, strict=True))  # one padded input shape
+    assert all(e - s2 >= overlap - 8 for s2, e in zip(starts[1:], ends, strict=False))  # neighbours overlap
+    fewest = -(-(length - overlap) // (largest - overlap))
+    assert len(starts) == fewest
 
 
 def test_very_large_photos_use_small_tiles_and_a_half_precision_map(monkeypatch):

@@ -57,7 +57,9 @@ class StudentConfig:
     image_head: bool = False
     input_size: int = 256  # resize: images are resized to this square; native: training crop side
     resolution: Resolution = Resolution.RESIZE
-    max_side: int = 1024  # native: images with a longer side are predicted in overlapping tiles of this size
+    # native: images with a longer side are predicted in overlapping tiles of at most this size (2048: fewer tiles,
+    # so less overlap and a larger context per pass; benchmarks/tiling.py and predict_speed.py measured it)
+    max_side: int = 2048
     residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
     # Copy-move branch: each stride-16 position's best matches elsewhere in the same image (student/similarity.py)
     self_similarity: bool = False

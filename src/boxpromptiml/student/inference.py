@@ -32,7 +32,8 @@ BLOCK = 8  # the JPEG block: tiles start on its grid (student/compression.py rea
 # held in float16 (an 8-bit PNG needs no more): a 12000 x 9000 photo then fits in 1.5 GB with torch loaded.
 LEAN_PIXELS = 40_000_000
 LEAN_TILE = 512
-TILE_BATCH = 4  # tiles of one shape per network call
+TILE_BATCH = 4  # tiles of one shape per network call, at most ...
+BATCH_PIXELS = 4 * 1024 * 1024  # ... and at most this many pixels in all (larger tiles go one at a time)
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,28 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``. Every start is a
-    multiple of ``BLOCK`` so that each tile keeps the photo's JPEG block grid; the last tile (``tile_end``) then
-    runs up to ``BLOCK - 1`` pixels longer, to the end."""
+    """Start offsets of the fewest tiles of at most ``tile`` pixels that cover ``length`` with about ``overlap``
+    between neighbours, spread evenly. Every start is a multiple of ``BLOCK`` so that each tile keeps the photo's
+    JPEG block grid; the last one is rounded up to it, so the last tile ends at the edge and is up to
+    ``BLOCK - 1`` pixels shorter than the others (``tile_end``)."""
     if length <= tile:
         return [0]
-    step = max(STRIDE, tile - overlap)
-    last = (length - tile) - (length - tile) % BLOCK
-    return sorted({*range(0, length - tile, step), last})
+    count = -(-(length - overlap) // max(BLOCK, tile - overlap))
+    last = -(-(length - tile) // BLOCK) * BLOCK
+    if count < 2:
+        return [0, last]
+    return sorted({min(last, round(i * last / (count - 1)) // BLOCK * BLOCK) for i in range(count)} | {last})
+
+
+def tile_side(length: int, largest: int, overlap: int) -> int:
+    """The side of the tiles along one axis: the whole length when it fits in ``largest``, else the smallest
+    multiple of ``STRIDE`` that covers it with as few tiles of at most ``largest`` (so no tile is padded up
+    and no pixel is computed more often than the overlap asks)."""
+    if length <= largest:
+        return length
+    count = -(-(length - overlap) // max(BLOCK, largest - overlap))
+    needed = -(-(length + (count - 1) * overlap) // count)
+    return min(largest, -(-needed // STRIDE) * STRIDE)
 
 
 def tile_end(start: int, starts: list[int], length: int, tile: int) -> int:
@@ -88,24 +103,26 @@ def predict_resized(run: BatchRunner, image: np.ndarray, size: int) -> tuple[np.
     return full, (float(score[0]) if score is not None else None)
 
 
-def tile_windows(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """(top, bottom, left, right) of the tiles covering an image, row by row."""
-    ys, xs = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
-    return [(y, tile_end(y, ys, height, tile), x, tile_end(x, xs, width, tile)) for y in ys for x in xs]
+def tile_windows(height: int, width: int, largest: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) of the tiles covering an image, row by row: along each axis the fewest tiles of
+    at most ``largest`` pixels, of one size (``tile_side``), spread evenly."""
+    tile_h, tile_w = tile_side(height, largest, overlap), tile_side(width, largest, overlap)
+    ys, xs = tile_starts(height, tile_h, overlap), tile_starts(width, tile_w, overlap)
+    return [(y, tile_end(y, ys, height, tile_h), x, tile_end(x, xs, width, tile_w)) for y in ys for x in xs]
 
 
 def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: int = 64,
                    batch: int = TILE_BATCH) -> tuple[np.ndarray, float | None]:
     """Probability map on the image's own pixel grid (tiled when larger than ``max_side``; tiles of one shape
-    go through the network ``batch`` at a time)."""
+    go through the network up to ``batch`` and ``BATCH_PIXELS`` at a time)."""
     height, width = image.shape[:2]
     if max(height, width) <= max_side:
         return _predict_whole(run, image)
-    tile = max_side - max_side % STRIDE
+    largest = max_side - max_side % STRIDE
     lean = height * width > LEAN_PIXELS
     if lean:  # a very large photo: smaller tiles (a quarter of the activations), one at a time, a half-precision map
-        tile, batch = min(tile, LEAN_TILE), 1
-    windows = tile_windows(height, width, tile, overlap)
+        largest, batch = min(largest, LEAN_TILE), 1
+    windows = tile_windows(height, width, largest, overlap)
     # The tiles form a grid and each tile's window is an outer product, so the summed weights are the outer
     # product of two 1-D sums: no second full-size array is needed (a 12000 x 9000 photo saves 432 MB).
     weight_y, weight_x = np.zeros(height, np.float32), np.zeros(width, np.float32)
@@ -116,17 +133,22 @@ def predict_native(run: BatchRunner, image: np.ndarray, max_side: int, overlap: 
             weight_x[left:right] += _ramp(right - left)
     total = np.zeros((height, width), np.float16 if lean else np.float32)
     scores = []
-    by_shape: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+    by_shape: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}  # tiles by their padded input shape
     for window in windows:
-        by_shape.setdefault((window[1] - window[0], window[3] - window[2]), []).append(window)
-    for (tile_h, tile_w), members in by_shape.items():
-        blend = np.outer(_ramp(tile_h), _ramp(tile_w))
-        for start in range(0, len(members), batch):
-            chunk = members[start:start + batch]
+        padded = (-(-(window[1] - window[0]) // STRIDE) * STRIDE, -(-(window[3] - window[2]) // STRIDE) * STRIDE)
+        by_shape.setdefault(padded, []).append(window)
+    blends: dict[tuple[int, int], np.ndarray] = {}
+    for (padded_h, padded_w), members in by_shape.items():
+        step = max(1, min(batch, BATCH_PIXELS // (padded_h * padded_w)))
+        for start in range(0, len(members), step):
+            chunk = members[start:start + step]
             tiles = torch.stack([to_tensor(pad_to_multiple(image[t:b, lft:r])) for t, b, lft, r in chunk])
             prob, score = run(tiles)
             for i, (top, bottom, left, right) in enumerate(chunk):
-                total[top:bottom, left:right] += prob[i, 0, :tile_h, :tile_w].numpy() * blend
+                shape = (bottom - top, right - left)
+                if shape not in blends:
+                    blends[shape] = np.outer(_ramp(shape[0]), _ramp(shape[1]))
+                total[top:bottom, left:right] += prob[i, 0, :shape[0], :shape[1]].numpy() * blends[shape]
             if score is not None:
                 scores += [float(v) for v in score.reshape(-1)]
     for row in range(0, height, 1024):  # in place, a band at a time
