@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, machine_line, markdown_table, update_results_section  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_DATA,
+    REPO,
+    ResultStore,
+    machine_line,
+    markdown_table,
+    update_results_section,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -122,19 +129,34 @@ def main() -> None:
             rows += training(work, DEFAULT_DATA, args.samples)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if not rows:
+    if not rows or args.no_write:
+        print(markdown_table(HEADERS, rows))
         return
-    markdown = ("## One process against two (this CPU)\n\n"
-                f"Measured with `python benchmarks/scaling.py` ({machine_line(threads=False)}), idle machine. "
-                "Pseudo-labelling: images per second of wall time, start-up included (`--shard 0/2` and `1/2` at "
-                "once, 1 thread each, against one process with 2 threads). Training: samples per second of the "
-                "training loop (`torchrun --nproc_per_node=2`, Gloo, 1 thread each, against one process with "
-                "2 threads), global batch 8.\n\n"
-                + markdown_table(["job", "size", "1 process /s", "2 processes /s", "speed-up",
-                                  "1 process, seconds per photo after start-up"], rows) + "\n")
+    store = ResultStore(RECORD)  # rows of the jobs not run this time are kept, with the machine that ran them
+    for row in rows:
+        store.put(f"{row[0]} | {row[1]}", {"row": row, "machine": machine_line(threads=False),
+                                           "date": time.strftime("%Y-%m-%d")})
+    markdown = render(store.rows)
     print(markdown)
-    if not args.no_write:
-        update_results_section("scaling", markdown)
+    update_results_section("scaling", markdown)
+
+
+HEADERS = ["job", "size", "1 process /s", "2 processes /s", "speed-up", "1 process, seconds per photo after start-up",
+           "machine, date"]
+RECORD = REPO / "docs" / "scaling_runs.json"
+
+
+def render(rows: dict) -> str:
+    table = [[*entry["row"], f"{entry['machine']}, {entry['date']}"] for entry in rows.values()]
+    return ("## One process against two\n\n"
+            "Measured with `python benchmarks/scaling.py` (`--jobs` re-runs some rows; the others keep the machine "
+            "and date that measured them), idle machine. Pseudo-labelling: images per second of wall time, start-up "
+            "included (`--shard 0/2` and `1/2` at once, 1 thread each, against one process with 2 threads). "
+            "Predicting a folder: `bpiml predict` on synthetic JPEGs, the process started once, maps written; "
+            "photos per second with start-up, and seconds per photo after it. Training: samples per second of the "
+            "training loop (`torchrun --nproc_per_node=2`, Gloo, 1 thread each, against one process with "
+            "2 threads), global batch 8. Rows in `docs/scaling_runs.json`.\n\n"
+            + markdown_table(HEADERS, table) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 OpenVINO's CPU plugin runs in bfloat16 by itself on CPUs with native bf16 (AVX512-BF16 or AMX) and in float32
 elsewhere; ``precision="f32"`` forces float32 everywhere. Inputs of any multiple-of-32 size are accepted. The graph
 is compiled for inputs of any shape; an input shape met ``STATIC_AFTER`` times (a folder of one camera's photos,
-the tiles of a large photo) gets a graph compiled for that shape alone, which runs 10-20% faster on this CPU
-(benchmarks/predict_speed.py) for 0.2-0.4 s of compiling. The last ``STATIC_KEPT`` such graphs are kept (portrait and
-landscape photos of one camera alternate without compiling again).
+the tiles of a large photo), of ``STATIC_MIN_PIXELS`` or more, gets a graph compiled for that shape alone, which runs
+10-20% faster on this CPU (benchmarks/predict_speed.py) for 0.2-0.4 s of compiling. The last ``STATIC_KEPT`` such
+graphs are kept (portrait and landscape photos of one camera alternate without compiling again).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from .graph import cache_dir, onnx_metadata, openvino_metadata, student_config_o
 PRECISIONS = ("auto", "f32", "bf16")
 STATIC_AFTER = 2  # an input shape met this many times is run by a graph compiled for it alone
 STATIC_KEPT = 2  # one-shape graphs kept, the most recently used
+# ... and only for inputs of at least this many pixels: a small input gains milliseconds, and the 512 px tiles of a
+# photo over 40 MP keep the memory they had (a one-shape graph adds 50-100 MB to the 12000 x 9000 photo's 1.4 GB peak)
+STATIC_MIN_PIXELS = 600_000
 
 
 def cpu_properties(threads: int | None, precision: str) -> dict[str, object]:
@@ -72,7 +75,7 @@ class OpenVinoSession:
         seen = self._shapes_seen[shape] = self._shapes_seen.get(shape, 0) + 1
         if len(self._shapes_seen) > 64:  # a long folder of mixed sizes: forget the counts, not the graphs
             self._shapes_seen = {shape: seen}
-        if seen < STATIC_AFTER:
+        if seen < STATIC_AFTER or shape[0] * shape[-2] * shape[-1] < STATIC_MIN_PIXELS:
             return self._request
         while len(self._static) >= STATIC_KEPT:  # free the least recently used before compiling the next
             self._static.popitem(last=False)
@@ -81,6 +84,7 @@ class OpenVinoSession:
         compiled = self._core.compile_model(model, "CPU", self._properties)
         self._static[shape] = compiled.create_infer_request()
         self.static_shapes += 1
+        self._request = self.compiled.create_infer_request()  # a fresh one: the old one holds this shape's buffers
         return self._static[shape]
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
