@@ -171,10 +171,11 @@ def measure_speed(model: str | None, backend: str, repeats: int) -> dict:
 
 def render(store: ResultStore) -> str:
     reference = store.get("f1:torch")
-    rows = []
+    rows, missing = [], []
     for backend in [*BACKENDS, INT8]:
         f1, speed = store.get(f"f1:{backend}"), store.get(f"speed:{backend}")
         if f1 is None and speed is None:
+            missing.append(f"`{backend}`")
             continue
         row: list = [f"`{backend}`"]
         for test in ("CASIA v1", "COVERAGE"):
@@ -195,7 +196,8 @@ def render(store: ResultStore) -> str:
         "`Predictor.predict` on a synthetic photo (median after a warm-up; no decoding or writing). Rows in "
         "`docs/backends_runs.json`.", "",
         markdown_table(["backend", "CASIA v1 F1", "COVERAGE F1", "authentic marked", "holds F1",
-                        *(f"{w} x {h} s" for w, h in SIZES)], rows), ""])
+                        *(f"{w} x {h} s" for w, h in SIZES)], rows), "",
+        *([f"Not measured for the model as it is now: {', '.join(missing)}.", ""] if missing else [])])
 
 
 def main() -> None:

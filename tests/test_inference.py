@@ -143,3 +143,10 @@ def test_native_onnx_export_takes_any_multiple_of_32(tmp_path):
     got = predictor.predict(image).probability
     expected = Predictor.from_student(model).predict(image).probability
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_default_tile_side_is_2048_and_1024_with_the_self_similarity_branch():
+    assert StudentConfig().max_side == 2048
+    assert StudentConfig(self_similarity=True).max_side == 1024  # its cost grows with the square of the positions
+    assert StudentConfig(self_similarity=True, max_side=512).max_side == 512  # a value given is kept
+    assert StudentConfig.from_dict(StudentConfig().to_dict()) == StudentConfig()  # saved resolved, read back same

@@ -57,9 +57,10 @@ class StudentConfig:
     image_head: bool = False
     input_size: int = 256  # resize: images are resized to this square; native: training crop side
     resolution: Resolution = Resolution.RESIZE
-    # native: images with a longer side are predicted in overlapping tiles of at most this size (2048: fewer tiles,
-    # so less overlap and a larger context per pass; benchmarks/tiling.py and predict_speed.py measured it)
-    max_side: int = 2048
+    # native: images with a longer side are predicted in overlapping tiles of at most this size. 0 = the default:
+    # 2048 (fewer tiles, so less overlap and more context per pass; benchmarks/tiling.py and predict_speed.py), or
+    # 1024 with the self-similarity branch, whose cost grows with the square of a tile's positions (3 GB at 2048)
+    max_side: int = 0
     residual: Residual = Residual.NONE  # noise-residual branch fused with the encoder's taps (srm | bayar)
     # Copy-move branch: each stride-16 position's best matches elsewhere in the same image (student/similarity.py)
     self_similarity: bool = False
@@ -73,6 +74,8 @@ class StudentConfig:
     pixel_threshold: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.max_side == 0:
+            object.__setattr__(self, "max_side", 1024 if self.self_similarity else 2048)
         for name, kind in (("fusion", Fusion), ("resolution", Resolution), ("residual", Residual)):
             try:
                 object.__setattr__(self, name, kind(getattr(self, name)))
