@@ -165,3 +165,24 @@ def test_openvino_compiles_a_shape_met_twice_for_itself_with_the_same_maps(nativ
     for _ in range(3):
         session.run(images[:, :, :32, :64])
     assert session.static_shapes == 2  # an input under STATIC_MIN_PIXELS is never worth a graph of its own
+
+
+def test_openvino_falls_back_to_the_graph_for_any_shape_when_a_one_shape_graph_fails(native_checkpoint, monkeypatch,
+                                                                                    caplog):
+    import boxpromptiml.deployment.openvino_backend as backend
+    from boxpromptiml.deployment.graph import openvino_model
+
+    monkeypatch.setattr(backend, "STATIC_MIN_PIXELS", 1)
+    session = backend.OpenVinoSession(openvino_model(native_checkpoint), threads=1, precision="f32")
+    images = np.random.default_rng(4).random((1, 3, 64, 64), dtype=np.float32)
+    expected, _ = session.run(images)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("no kernel for this shape")
+
+    monkeypatch.setattr(session._core, "compile_model", broken)
+    for _ in range(3):  # met again and again: tried once, then the graph for any shape, with a warning
+        got, _ = session.run(images)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert session.static_shapes == 0
+    assert sum("could not compile" in record.getMessage() for record in caplog.records) == 1

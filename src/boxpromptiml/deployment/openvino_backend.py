@@ -10,6 +10,7 @@ graphs are kept (portrait and landscape photos of one camera alternate without c
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..student.config import StudentConfig
 from .graph import cache_dir, onnx_metadata, openvino_metadata, student_config_of
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "f32", "bf16")
 STATIC_AFTER = 2  # an input shape met this many times is run by a graph compiled for it alone
@@ -79,9 +82,15 @@ class OpenVinoSession:
             return self._request
         while len(self._static) >= STATIC_KEPT:  # free the least recently used before compiling the next
             self._static.popitem(last=False)
-        model = self._model.clone()
-        model.reshape({0: list(shape)})
-        compiled = self._core.compile_model(model, "CPU", self._properties)
+        try:
+            model = self._model.clone()
+            model.reshape({0: list(shape)})
+            compiled = self._core.compile_model(model, "CPU", self._properties)
+        except Exception as exc:  # noqa: BLE001 - a speed-up, never a reason to fail: the graph for any shape runs
+            log.warning("OpenVINO could not compile the graph for inputs of shape %s (%s); using the graph for any "
+                        "shape", shape, exc)
+            self._shapes_seen[shape] = -(1 << 30)  # not tried again
+            return self._request
         self._static[shape] = compiled.create_infer_request()
         self.static_shapes += 1
         self._request = self.compiled.create_infer_request()  # a fresh one: the old one holds this shape's buffers
