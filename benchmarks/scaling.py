@@ -129,13 +129,14 @@ def main() -> None:
             rows += training(work, DEFAULT_DATA, args.samples)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    measured = {f"{row[0]} | {row[1]}": {"row": row, "machine": machine_line(threads=False),
+                                         "date": time.strftime("%Y-%m-%d")} for row in rows}
     if not rows or args.no_write:
-        print(markdown_table(HEADERS, rows))
+        print(render(measured))
         return
     store = ResultStore(RECORD)  # rows of the jobs not run this time are kept, with the machine that ran them
-    for row in rows:
-        store.put(f"{row[0]} | {row[1]}", {"row": row, "machine": machine_line(threads=False),
-                                           "date": time.strftime("%Y-%m-%d")})
+    for key, entry in measured.items():
+        store.put(key, entry)
     markdown = render(store.rows)
     print(markdown)
     update_results_section("scaling", markdown)

@@ -12,7 +12,8 @@ and each photo's part of the map is scored
 against its own mask, next to the photo predicted on its own. The student alone: the copy-move search and the map
 gate act on whole photos and would see one photo made of 120. Pixel F1 at 0.5 (the shipped threshold is inside the
 graph), mean over tampered photos; authentic marked = share of authentic photos with any pixel above 0.5;
-seconds = median network pass per mosaic (a hint: run `benchmarks/predict_speed.py` idle for timings).
+seconds = median network pass per mosaic, the first one's compiling included (a hint: run
+`benchmarks/predict_speed.py` idle for timings).
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ def measure(split: str, specs: list, data: Path, sides: list[int], model: str | 
         tampered = [i for i, photo in enumerate(photos) if photo[2] is not None]
         authentic = [i for i, photo in enumerate(photos) if photo[2] is None]
         for canvas, placed in [*mosaics(photos, tampered), *mosaics(photos, authentic)]:
-            predict_native(predictor.predict_batch, canvas[:CELL[0] * 2, :CELL[1] * 2], side)  # warm-up of shapes
             started = time.perf_counter()
             full, _ = predict_native(predictor.predict_batch, canvas, side)
             seconds.append(time.perf_counter() - started)

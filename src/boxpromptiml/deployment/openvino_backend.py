@@ -93,7 +93,6 @@ class OpenVinoSession:
             return self._request
         self._static[shape] = compiled.create_infer_request()
         self.static_shapes += 1
-        self._request = self.compiled.create_infer_request()  # a fresh one: the old one holds this shape's buffers
         return self._static[shape]
 
     def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -57,6 +57,11 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
+def _tile_count(length: int, tile: int, overlap: int) -> int:
+    """How many tiles of ``tile`` pixels, overlapping by ``overlap``, it takes to cover ``length``."""
+    return -(-(length - overlap) // max(BLOCK, tile - overlap))
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of the fewest tiles of at most ``tile`` pixels that cover ``length`` with about ``overlap``
     between neighbours, spread evenly. Every start is a multiple of ``BLOCK`` so that each tile keeps the photo's
@@ -64,7 +69,7 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     ``BLOCK - 1`` pixels shorter than the others (``tile_end``)."""
     if length <= tile:
         return [0]
-    count = -(-(length - overlap) // max(BLOCK, tile - overlap))
+    count = _tile_count(length, tile, overlap)
     last = -(-(length - tile) // BLOCK) * BLOCK
     if count < 2:
         return [0, last]
@@ -77,7 +82,7 @@ def tile_side(length: int, largest: int, overlap: int) -> int:
     and no pixel is computed more often than the overlap asks)."""
     if length <= largest:
         return length
-    count = -(-(length - overlap) // max(BLOCK, largest - overlap))
+    count = _tile_count(length, largest, overlap)
     needed = -(-(length + (count - 1) * overlap) // count)
     return min(largest, -(-needed // STRIDE) * STRIDE)
 
