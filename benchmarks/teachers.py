@@ -172,6 +172,68 @@ def run_encoders(args, store: ResultStore) -> None:
         update_results_section("teacher_encoders", render_encoders(record))
 
 
+GRABCUT_RECORD = REPO / "docs" / "teacher_grabcut_runs.json"
+GRABCUT_SETS = {  # name -> (list file, images): training data only, this section chooses a default
+    "casia1_train": ("casia1_train/train.json", 160),
+    "COVERAGE train": ("coverage/train.json", 70),
+}
+# name -> (GrabCut iterations, crop context: None = the whole photo)
+GRABCUT_VARIANTS: dict[str, tuple[int, float | None]] = {
+    "whole photo, 5 rounds": (5, None),
+    "whole photo, 3 rounds": (3, None),
+    "whole photo, 2 rounds": (2, None),
+    "crop 0.5, 5 rounds": (5, 0.5),
+    "crop 1.0, 5 rounds": (5, 1.0),
+    "crop 0.5, 3 rounds": (3, 0.5),
+}
+
+
+def run_grabcut(args, store: ResultStore) -> None:
+    """The GrabCut half of the default teacher (LiteMedSAM blended with GrabCut): its rounds and the crop it cuts,
+    on training images only. One encoding per image is shared by every variant (``with_settings``), so the seconds
+    are what follows the encoder: decoder, GrabCut, blending."""
+    record = ResultStore(GRABCUT_RECORD)
+    torch.set_num_threads(2)
+    base = create_teacher("litemedsam").cache_embeddings(1000)
+    for set_name, (list_file, limit) in GRABCUT_SETS.items():
+        items = load_with_boxes(args.data, list_file, limit, BoxSimulationConfig())
+        for _, image, _, boxes in items:  # encode once, outside the timings
+            base.segment(image, boxes)
+        for variant, (iterations, context) in GRABCUT_VARIANTS.items():
+            teacher = base.with_settings(replace(LITEMEDSAM_DEFAULT, grabcut_iterations=iterations,
+                                                 grabcut_context=context))
+            row = score_teacher(teacher, items)
+            record.put(f"{set_name}|{variant}", {**row, "machine": machine_line()})
+            print(f"{set_name} {variant}: F1 {row['f1']:.4f} IoU {row['iou']:.4f} "
+                  f"{row['s_per_image']:.3f} s after encoding", flush=True)
+    if not args.no_write:
+        update_results_section("teacher_grabcut", render_grabcut(record))
+
+
+def render_grabcut(record: ResultStore) -> str:
+    machines = sorted({r["machine"] for r in record.rows.values()})
+    header = ["GrabCut in the default teacher"]
+    for set_name in GRABCUT_SETS:
+        header += [f"{set_name} F1", f"{set_name} IoU", f"{set_name} s"]
+    default = (LITEMEDSAM_DEFAULT.grabcut_iterations, LITEMEDSAM_DEFAULT.grabcut_context)
+    rows = []
+    for variant, choice in GRABCUT_VARIANTS.items():
+        cells: list = [f"{variant} (the default)" if choice == default else variant]
+        for set_name in GRABCUT_SETS:
+            row = record.rows.get(f"{set_name}|{variant}")
+            cells += [row["f1"], row["iou"], row["s_per_image"]] if row else ["", "", ""]
+        rows.append(cells)
+    sets = ", ".join(f"the first {limit} of {name}" for name, (_, limit) in GRABCUT_SETS.items())
+    return "\n".join([
+        "### The GrabCut half of the default teacher: rounds and crop", "",
+        f"Measured with `python benchmarks/teachers.py --sections grabcut` ({'; '.join(machines)}): LiteMedSAM "
+        "(longest side, min-max) blended 0.55 / 0.45 with GrabCut on each box, boxes simulated as `bpiml boxes` "
+        f"does, on {sets} (training data: this table chose the default). Pixel F1 / IoU of the pseudo masks "
+        "against the exact masks at 0.5; s = seconds per image after the encoder (decoder, GrabCut, blend; "
+        "2 threads; each image encoded once for all rows). Rows in `docs/teacher_grabcut_runs.json`.", "",
+        markdown_table(header, rows), ""])
+
+
 def render_encoders(record: ResultStore) -> str:
     from boxpromptiml.teachers import ENCODER_BACKENDS
 
@@ -255,7 +317,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with casia1_dev/ and coverage/")
     parser.add_argument("--sections", nargs="+", default=["quality", "coarseness", "speed"],
-                        choices=["quality", "coarseness", "speed", "encoders"])
+                        choices=["quality", "coarseness", "speed", "encoders", "grabcut"])
     parser.add_argument("--encoder-images", type=int, default=479,
                         help="CASIA v1 training images for the encoders section (default: all 479)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -271,11 +333,12 @@ def main() -> None:
         args.store.unlink(missing_ok=True)
     store = ResultStore(args.store)
     torch.set_num_threads(args.threads)
-    if "encoders" in args.sections:  # a section of its own in docs/results.md
-        run_encoders(args, store)
-        args.sections = [s for s in args.sections if s != "encoders"]
-        if not args.sections:
-            return
+    for own, run in (("encoders", run_encoders), ("grabcut", run_grabcut)):  # sections of their own in results
+        if own in args.sections:
+            run(args, store)
+            args.sections = [s for s in args.sections if s != own]
+    if not args.sections:
+        return
     for section in args.sections:
         {"quality": run_quality, "coarseness": run_coarseness, "speed": run_speed}[section](args, store)
     markdown = render(store, "python benchmarks/teachers.py")

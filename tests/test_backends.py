@@ -186,3 +186,13 @@ def test_openvino_falls_back_to_the_graph_for_any_shape_when_a_one_shape_graph_f
         np.testing.assert_allclose(got, expected, atol=1e-6)
     assert session.static_shapes == 0
     assert sum("could not compile" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_openvino_threads_are_not_pinned_so_one_thread_shards_share_the_cores(native_checkpoint):
+    # pinned, two shards of one thread each were both put on the first core and ran at half speed
+    from boxpromptiml.deployment.graph import openvino_model
+    from boxpromptiml.deployment.openvino_backend import OpenVinoSession
+
+    session = OpenVinoSession(openvino_model(native_checkpoint), threads=1, precision="f32")
+    assert session.compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert session.compiled.get_property("INFERENCE_NUM_THREADS") == 1

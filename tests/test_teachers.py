@@ -409,3 +409,50 @@ def test_grabcut_on_a_large_photo_cuts_within_a_crop_around_the_box(monkeypatch)
     for mask in (whole, cropped):
         assert mask.shape == image.shape[:2]
         assert (mask > 0.5)[truth].mean() > 0.9 and (mask > 0.5)[~truth].mean() < 0.01
+
+
+def test_grabcut_with_a_context_cuts_a_crop_around_the_box_on_any_photo(monkeypatch):
+    """``context`` always cuts the box grown by that share of its longer side; nothing outside the crop is marked."""
+    import boxpromptiml.teachers.classical as classical
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
+    image[90:150, 130:200] = rng.integers(190, 255, (60, 70, 3), dtype=np.uint8)
+    box = Box(115, 75, 215, 165)  # 100 x 90: grown by 50 px on every side
+    seen = []
+    real = classical.GrabCutTeacher._one
+    monkeypatch.setattr(classical.GrabCutTeacher, "_one", lambda self, bgr, b: seen.append(bgr.shape[:2]) or
+                        real(self, bgr, b))
+    cut = classical.GrabCutTeacher(iterations=3, context=0.5).segment_boxes(image, [box])[0]
+    assert seen == [(190, 200)]  # rows 25..215, columns 65..265
+    truth = np.zeros(image.shape[:2], bool)
+    truth[90:150, 130:200] = True
+    assert (cut > 0.5)[truth].mean() > 0.9 and (cut > 0.5)[~truth].mean() < 0.01
+    seen.clear()
+    classical.GrabCutTeacher(context=None).segment_boxes(image, [box])
+    assert seen == [(240, 320)]  # a small photo without a context: the whole photo, as before
+    with pytest.raises(ValueError, match="at least 1 iteration"):
+        classical.GrabCutTeacher(iterations=0)
+    with pytest.raises(ValueError, match="grabcut_context"):
+        SamSettings(grabcut_context=-0.1)
+    with pytest.raises(ValueError, match="grabcut_iterations"):
+        SamSettings(grabcut_iterations=0)
+
+
+def test_a_teacher_with_other_settings_shares_the_network_and_the_embeddings(scene, monkeypatch):
+    from boxpromptiml.teachers.zoo import LITEMEDSAM_DEFAULT
+
+    image, mask, box = scene
+    teacher = create_teacher("litemedsam").use_encoder_backend("torch").cache_embeddings(4)
+    calls = []
+    real = teacher.model.encode
+    monkeypatch.setattr(teacher.model, "encode", lambda canvas: calls.append(1) or real(canvas))
+    default = teacher.segment(image, [_loose(box)])
+    whole_photo = teacher.with_settings(replace(LITEMEDSAM_DEFAULT, grabcut_iterations=5, grabcut_context=None))
+    assert whole_photo.model is teacher.model and whole_photo.settings.grabcut_context is None
+    again = whole_photo.segment(image, [_loose(box)])
+    assert len(calls) == 1  # the second teacher used the first one's embedding
+    assert teacher.settings == LITEMEDSAM_DEFAULT  # the first teacher is unchanged
+    assert _f1(again, mask) > 0.8 and _f1(default, mask) > 0.8
+    with pytest.raises(ConfigError, match="normalize differ"):
+        teacher.with_settings(replace(LITEMEDSAM_DEFAULT, normalize=Normalize.UNIT))

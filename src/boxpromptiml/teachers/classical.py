@@ -30,26 +30,37 @@ GRABCUT_CONTEXT = 0.5  # the crop's margin around a box, as a share of the box's
 
 class GrabCutTeacher(Teacher):
     """GrabCut (colour GMMs + graph cut) initialised with each box; a box GrabCut cannot use
-    (too thin, or covering the whole image so no background is left) falls back to the box. On photos over
-    ``GRABCUT_MAX_PIXELS`` each box is cut within a bounded crop around it."""
+    (too thin, or covering the whole image so no background is left) falls back to the box.
+
+    ``context``: None cuts each box on the whole photo, except on photos over ``GRABCUT_MAX_PIXELS`` where a crop
+    around the box (``GRABCUT_CONTEXT``) is cut; a number always cuts a crop, the box grown by that share of its
+    longer side (at least 16 px), so the colour models learn the box's own surroundings. Crops are shrunk to at most
+    ``GRABCUT_MAX_PIXELS``."""
 
     name = "grabcut"
 
-    def __init__(self, options: TeacherOptions | None = None, iterations: int = 5) -> None:
+    def __init__(self, options: TeacherOptions | None = None, iterations: int = 5,
+                 context: float | None = None) -> None:
         super().__init__(options)
+        if iterations < 1:
+            raise ValueError(f"GrabCut needs at least 1 iteration, got {iterations}")
+        if context is not None and context < 0:
+            raise ValueError(f"GrabCut's crop context must be >= 0, got {context}")
         self.iterations = iterations
+        self.context = context
 
     def segment_boxes(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
         bgr = np.ascontiguousarray(image[..., ::-1])
         return np.stack([self._bounded(bgr, b) for b in boxes])
 
     def _bounded(self, bgr: np.ndarray, box: Box) -> np.ndarray:
-        """:meth:`_one` on the whole photo when it is small, else on a crop around the box (shrunk to at most
-        ``GRABCUT_MAX_PIXELS``), the mask put back at the photo's size."""
+        """:meth:`_one` on the whole photo (``context`` None and a small photo), else on a crop around the box
+        (shrunk to at most ``GRABCUT_MAX_PIXELS``), the mask put back at the photo's size."""
         height, width = bgr.shape[:2]
-        if height * width <= GRABCUT_MAX_PIXELS:
+        if self.context is None and height * width <= GRABCUT_MAX_PIXELS:
             return self._one(bgr, box)
-        grow = max(16.0, GRABCUT_CONTEXT * max(box.width, box.height))
+        context = GRABCUT_CONTEXT if self.context is None else self.context
+        grow = max(16.0, context * max(box.width, box.height))
         crop = Box(box.x1 - grow, box.y1 - grow, box.x2 + grow, box.y2 + grow).clip(width, height)
         x1, y1, x2, y2 = int(crop.x1), int(crop.y1), int(np.ceil(crop.x2)), int(np.ceil(crop.y2))
         if x2 - x1 < 2 or y2 - y1 < 2:
@@ -84,4 +95,4 @@ class GrabCutTeacher(Teacher):
         return ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "iterations": self.iterations}
+        return {**super().describe(), "iterations": self.iterations, "context": self.context}

@@ -7,6 +7,7 @@ through the same :class:`CanvasTransform`, so they can never disagree.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import threading
@@ -88,7 +89,7 @@ class SamTeacher(Teacher):
         self.name = name
         self.settings = settings
         self.weights = weights or {}
-        self._grabcut = GrabCutTeacher(self.options)
+        self._grabcut = GrabCutTeacher(self.options, settings.grabcut_iterations, settings.grabcut_context)
         self.device = torch.device("cpu")
         # settings.ENCODER_BACKENDS; OpenVINO needs the checkpoint's hash to name its cached graph
         self.encoder_backend = "openvino" if weights and weights.get("checkpoint_sha256") else "torch"
@@ -106,6 +107,20 @@ class SamTeacher(Teacher):
             while len(self._embeddings) > self._embeddings_capacity:
                 self._embeddings.popitem(last=False)
         return self
+
+    def with_settings(self, settings: SamSettings) -> SamTeacher:
+        """A teacher fed and read out by ``settings`` that shares this one's network, encoder backend and embedding
+        cache (comparing settings, or an annotator's per-image choice, without encoding an image twice). Settings
+        that change the canvas (resize, normalize, antialias, crop_context) must match: cached embeddings would
+        otherwise belong to another canvas."""
+        canvas_fields = ("resize", "normalize", "antialias", "crop_context")
+        changed = [f for f in canvas_fields if getattr(settings, f) != getattr(self.settings, f)]
+        if changed:
+            raise ConfigError(f"with_settings keeps the canvas: {', '.join(changed)} differ; make another teacher")
+        other = copy.copy(self)
+        other.settings = settings
+        other._grabcut = GrabCutTeacher(self.options, settings.grabcut_iterations, settings.grabcut_context)
+        return other
 
     def to(self, device: torch.device | str) -> SamTeacher:
         """Run the network on ``device`` (images are prepared on the CPU and sent there)."""

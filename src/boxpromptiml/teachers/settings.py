@@ -37,6 +37,8 @@ class SamSettings:
     logits as a mask prompt. ``grabcut_fallback``: where GrabCut marks nothing in a box (it fails on
     texture splices and colours shared with the surroundings: 186 of the 479 ``casia1_train``
     images), that box keeps SAM's probability alone instead of ``(1 - w) * sam``.
+    ``grabcut_iterations`` and ``grabcut_context``: GrabCut's rounds, and the crop it cuts around each box (the box
+    grown by this share of its longer side; None = the whole photo), see ``GrabCutTeacher``.
     ``crop_context``: instead of encoding the whole image once, encode a crop around each box
     (the box grown by this fraction of its longer side on every side), so small regions are seen
     at the model's full input resolution; costs one encoder pass per box. None = whole image.
@@ -50,10 +52,16 @@ class SamSettings:
     antialias: bool = True
     grabcut_weight: float = 0.0
     grabcut_fallback: bool = False
+    grabcut_iterations: int = 5
+    grabcut_context: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.grabcut_weight <= 1.0:
             raise ValueError(f"grabcut_weight must be in [0, 1], got {self.grabcut_weight}")
+        if self.grabcut_iterations < 1:
+            raise ValueError(f"grabcut_iterations must be >= 1, got {self.grabcut_iterations}")
+        if self.grabcut_context is not None and self.grabcut_context < 0:
+            raise ValueError(f"grabcut_context must be >= 0 or None, got {self.grabcut_context}")
         if self.refine_steps < 0:
             raise ValueError(f"refine_steps must be >= 0, got {self.refine_steps}")
 
