@@ -8,6 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from boxpromptiml.copy_move import Copies, CopyMoveSettings, find_copies, fuse_copies
 from boxpromptiml.copy_move.detector import affine_fit_residual
@@ -36,10 +37,11 @@ def covered(copies: Copies, where: tuple[slice, slice]) -> float:
     return float((copies.labels[where] > 0).mean())
 
 
+@pytest.mark.parametrize("stride", [1, 2], ids=["every patch", "every second patch"])
 @pytest.mark.parametrize("transform", [lambda b: b, lambda b: np.rot90(b).copy(), lambda b: b[:, ::-1].copy()],
                          ids=["moved", "turned 90 degrees", "mirrored"])
-def test_a_copy_and_its_original_are_found_as_a_pair(transform) -> None:
-    copies = find_copies(copied(transform))
+def test_a_copy_and_its_original_are_found_as_a_pair(transform, stride) -> None:
+    copies = find_copies(copied(transform), CopyMoveSettings(stride=stride))
     assert copies.found
     assert covered(copies, SOURCE) > 0.8 and covered(copies, TARGET) > 0.8
     # one pair: the region at the source and the region at the target
@@ -62,10 +64,28 @@ def test_the_cheaper_search_without_random_tries_still_finds_a_turned_copy() -> 
     assert CopyMoveSettings.from_dict(cheap.to_dict()) == cheap
 
 
-def test_a_photo_without_copies_has_none() -> None:
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_photo_without_copies_has_none(stride) -> None:
     for seed in range(3):
-        copies = find_copies(textured(seed))
+        copies = find_copies(textured(seed), CopyMoveSettings(stride=stride))
         assert not copies.found and not copies.labels.any()
+
+
+def test_a_strided_search_still_gives_every_patch_its_exact_match() -> None:
+    """With stride 2 PatchMatch runs on every second patch along each axis, matched against all patches, and every
+    patch then takes the best match around it: a copy moved by an odd offset is matched exactly everywhere."""
+    from boxpromptiml.copy_move.matching import nearest_neighbour_field
+
+    image = textured(5)
+    image[150:210, 251:311] = image[40:100, 50:110]  # moved by (110, 201): odd along the columns
+    features, contrast = patch_features(torch.from_numpy(image.mean(axis=2).astype(np.float32)), 8, 5)
+    targets, distance = nearest_neighbour_field(features, contrast > 2.0, 16.0, 2, 16, stride=2)
+    assert targets.shape == (2, *features.shape[1:]) and distance.shape == features.shape[1:]
+    inside = (slice(150, 194), slice(251, 295))  # patches whose whole disc lies in the copy (radius 8)
+    rows = torch.arange(features.shape[1])[inside[0]][:, None]
+    cols = torch.arange(features.shape[2])[inside[1]][None, :]
+    exact = (targets[0][inside] == rows - 110) & (targets[1][inside] == cols - 201)
+    assert exact.float().mean() > 0.95 and float(distance[inside][exact].max()) < 1e-6
 
 
 def test_flat_grey_and_tiny_photos_have_no_copies() -> None:

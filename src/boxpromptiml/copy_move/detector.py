@@ -36,6 +36,9 @@ class CopyMoveSettings:
     iterations: int = 2  # PatchMatch rounds (after the sorted seeds, more rounds found no more copies)
     random_search: bool = True  # PatchMatch's random tries around each match in every round
     longest_jump: int = 16  # farthest neighbour whose match is tried as a hint
+    # PatchMatch runs on every stride-th patch along each axis (a quarter of them at 2), matched against all
+    # patches; every patch then takes the best of its neighbouring searched patches' matches (issue 25: speed)
+    stride: int = 1
     fit_radius: int = 2  # the affine fit covers (2 fit_radius + 1)^2 neighbouring matches
     max_residual: float = 2.0  # mean squared residual (pixels^2) under which matches count as a copy
     min_region: float = 0.002  # smallest copied region, as a share of the photo
@@ -53,6 +56,7 @@ class CopyMoveSettings:
             "work_side": self.work_side >= 64, "radius": 2 <= self.radius <= 32, "max_order": 1 <= self.max_order <= 10,
             "min_distance": self.min_distance > 0, "min_contrast": self.min_contrast >= 0,
             "iterations": 1 <= self.iterations <= 50, "longest_jump": self.longest_jump >= 1,
+            "stride": 1 <= self.stride <= 4,
             "fit_radius": 1 <= self.fit_radius <= 8, "max_residual": self.max_residual > 0,
             "min_region": 0 <= self.min_region < 1, "min_positions": self.min_positions >= 1,
             "outside_weight": 0 <= self.outside_weight <= 1, "copy_probability": 0 <= self.copy_probability <= 1,
@@ -143,7 +147,8 @@ def find_copies(image: np.ndarray, settings: CopyMoveSettings = CopyMoveSettings
     features, contrast = patch_features(torch.from_numpy(np.ascontiguousarray(grey)), radius, settings.max_order)
     usable = contrast > settings.min_contrast
     targets, distance = nearest_neighbour_field(features, usable, settings.min_distance, settings.iterations,
-                                                settings.longest_jump, settings.seed, settings.random_search)
+                                                settings.longest_jump, settings.seed, settings.random_search,
+                                                settings.stride)
     usable &= torch.isfinite(distance)
     residual = affine_fit_residual(targets, usable, settings.fit_radius)
     matched = (residual < settings.max_residual).numpy()
