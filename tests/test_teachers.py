@@ -456,3 +456,20 @@ def test_a_teacher_with_other_settings_shares_the_network_and_the_embeddings(sce
     assert _f1(again, mask) > 0.8 and _f1(default, mask) > 0.8
     with pytest.raises(ConfigError, match="normalize differ"):
         teacher.with_settings(replace(LITEMEDSAM_DEFAULT, normalize=Normalize.UNIT))
+
+
+def test_grabcut_rounds_and_crop_are_command_line_options():
+    import argparse
+
+    from boxpromptiml.cli.pseudo_label_cmd import add_teacher_options, teacher_from_args
+    from boxpromptiml.teachers.zoo import LITEMEDSAM_DEFAULT
+
+    parser = argparse.ArgumentParser()
+    add_teacher_options(parser)
+    default = teacher_from_args(parser.parse_args(["--threads", "1", "--encoder-backend", "torch"]))
+    assert default.settings == LITEMEDSAM_DEFAULT
+    assert (default.settings.grabcut_iterations, default.settings.grabcut_context) == (3, 0.5)
+    whole = teacher_from_args(parser.parse_args(["--threads", "1", "--encoder-backend", "torch",
+                                                 "--grabcut-iterations", "5", "--grabcut-context", "none"]))
+    assert (whole.settings.grabcut_iterations, whole.settings.grabcut_context) == (5, None)
+    assert whole.describe()["settings"]["grabcut_context"] is None  # recorded in every pseudo-label manifest

@@ -56,6 +56,10 @@ def add_teacher_options(p: argparse.ArgumentParser) -> None:
     sam.add_argument("--refine-steps", type=int, help="extra decoding passes with the previous mask as prompt")
     sam.add_argument("--grabcut-weight", type=float, metavar="W",
                      help="blend each box's SAM mask with GrabCut: (1-W)*sam + W*grabcut (0: SAM alone)")
+    sam.add_argument("--grabcut-iterations", type=int, metavar="N", help="GrabCut rounds (default teacher: 3)")
+    sam.add_argument("--grabcut-context", type=_crop_context, default=argparse.SUPPRESS, metavar="F|none",
+                     help="GrabCut cuts the box grown by F x its longer side (default teacher: 0.5); 'none': the "
+                          "whole photo (photos over 1 MP are still cut within a crop)")
     sam.add_argument("--crop-context", type=_crop_context, default=argparse.SUPPRESS, metavar="F|none",
                      help="encode a crop around each box, grown by F x its longer side; 'none': the whole image")
     sam.add_argument("--encoder-backend", choices=list(ENCODER_BACKENDS), default="openvino",
@@ -77,9 +81,11 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
         ("multimask", args.multimask),
         ("refine_steps", args.refine_steps),
         ("grabcut_weight", args.grabcut_weight),
+        ("grabcut_iterations", args.grabcut_iterations),
     ) if value is not None}
-    if "crop_context" in args:
-        overrides["crop_context"] = args.crop_context
+    for name in ("crop_context", "grabcut_context"):  # None is a value of their own: "the whole photo"
+        if name in args:
+            overrides[name] = getattr(args, name)
     settings = default_settings(args.teacher)
     if overrides and settings is None:
         raise ConfigError(f"the {args.teacher} teacher takes no SAM settings ({', '.join(overrides)})")
