@@ -223,8 +223,9 @@ def stage_speed(store: ResultStore) -> None:
 
 def _shipped_line(store: ResultStore, chosen: str) -> str:
     """Which row the shipped model's ``copy_move.json`` searches as, and whether that is still the rule's choice."""
-    shipped_file = REPO / "src/boxpromptiml/deployment/shipped_model" / COPY_MOVE_FILE
-    shipped = CopyMoveSettings.from_dict(json.loads(shipped_file.read_text()))
+    from boxpromptiml.deployment.shipped import shipped_model_path
+
+    shipped = CopyMoveSettings.from_dict(json.loads((shipped_model_path() / COPY_MOVE_FILE).read_text()))
     rows = [k.split("/", 1)[1] for k, r in store.rows.items() if k.startswith("detector/")
             and _same_search(CopyMoveSettings.from_dict(r["settings"]), shipped)]
     name = f"`{rows[0]}`" if rows else "a setting without a row here"

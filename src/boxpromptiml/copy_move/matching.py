@@ -111,13 +111,10 @@ def nearest_neighbour_field(features: torch.Tensor, usable: torch.Tensor, min_di
     all_rows = torch.arange(height, dtype=torch.int32).repeat_interleave(width)
     all_cols = torch.arange(width, dtype=torch.int32).repeat(height)
     min_squared = int(math.ceil(min_distance * min_distance))
-    if stride == 1:
-        grid_height, grid_width, rows, cols = height, width, all_rows, all_cols
-    else:
-        grid_rows = torch.arange(0, height, stride, dtype=torch.int32)
-        grid_cols = torch.arange(0, width, stride, dtype=torch.int32)
-        grid_height, grid_width = len(grid_rows), len(grid_cols)
-        rows, cols = grid_rows.repeat_interleave(grid_width), grid_cols.repeat(grid_height)
+    grid_rows = torch.arange(0, height, stride, dtype=torch.int32)
+    grid_cols = torch.arange(0, width, stride, dtype=torch.int32)
+    grid_height, grid_width = len(grid_rows), len(grid_cols)
+    rows, cols = grid_rows.repeat_interleave(grid_width), grid_cols.repeat(grid_height)
     sources = grid_height * grid_width
     field = _Field(table, height, width, rows, cols, (grid_height, grid_width), min_squared)
     generator = torch.Generator().manual_seed(seed)

@@ -89,7 +89,7 @@ class SamTeacher(Teacher):
         self.name = name
         self.settings = settings
         self.weights = weights or {}
-        self._grabcut = GrabCutTeacher(self.options, settings.grabcut_iterations, settings.grabcut_context)
+        self._grabcut = self._grabcut_for(settings)
         self.device = torch.device("cpu")
         # settings.ENCODER_BACKENDS; OpenVINO needs the checkpoint's hash to name its cached graph
         self.encoder_backend = "openvino" if weights and weights.get("checkpoint_sha256") else "torch"
@@ -119,8 +119,12 @@ class SamTeacher(Teacher):
             raise ConfigError(f"with_settings keeps the canvas: {', '.join(changed)} differ; make another teacher")
         other = copy.copy(self)
         other.settings = settings
-        other._grabcut = GrabCutTeacher(self.options, settings.grabcut_iterations, settings.grabcut_context)
+        other._grabcut = self._grabcut_for(settings)
         return other
+
+    def _grabcut_for(self, settings: SamSettings) -> GrabCutTeacher:
+        """The GrabCut teacher whose masks ``settings`` blend in."""
+        return GrabCutTeacher(self.options, settings.grabcut_iterations, settings.grabcut_context)
 
     def to(self, device: torch.device | str) -> SamTeacher:
         """Run the network on ``device`` (images are prepared on the CPU and sent there)."""
