@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from boxpromptiml.copy_move import CopyMoveSettings, find_copies, fuse_copies
+from boxpromptiml.copy_move import SEARCH_REVISION, CopyMoveSettings, find_copies, fuse_copies
 from boxpromptiml.data.images import read_image, read_mask
 from boxpromptiml.data.readers import load_dataset
 from boxpromptiml.deployment.predictor import COPY_MOVE_FILE, load_predictor
@@ -69,6 +69,8 @@ CANDIDATES: dict[str, dict] = {
     # searched patches around it
     "stride 2": {"stride": 2},
     "stride 2, residual 1": {"stride": 2, "max_residual": 1.0},
+    "stride 2, 1 round": {"stride": 2, "iterations": 1},
+    "stride 2, residual 1, 1 round": {"stride": 2, "max_residual": 1.0, "iterations": 1},
 }
 OUTSIDE_WEIGHTS = (1.0, 0.5, 0.0)
 SPEED_SIZES = ((384, 256), (1024, 768), (1920, 1080), (4000, 3000))
@@ -78,14 +80,27 @@ def is_copy_move(name: str) -> bool:
     return name.startswith("Sp_S_")
 
 
-def stage_detector(store: ResultStore, limit: int | None) -> None:
+def detector_key(label: str, seed: int) -> str:
+    """Rows of the rule (seed 0) are ``detector/LABEL``; a second seed's check of a row, ``detector-seedN/LABEL``."""
+    return f"detector/{label}" if seed == 0 else f"detector-seed{seed}/{label}"
+
+
+def stage_detector(store: ResultStore, limit: int | None, labels: list[str] | None, seed: int) -> None:
+    """Measure each candidate (or those named) with the search's random seed ``seed``; rows measured by an older
+    revision of the search are measured again."""
+    unknown = sorted(set(labels or []) - set(CANDIDATES))
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {unknown}; known: {list(CANDIDATES)}")
     dataset = load_dataset(SPLIT / "train.json")
     copies = [s for s in dataset.samples if s.mask is not None and is_copy_move(s.image.name)][:limit]
     authentic = [s for s in dataset.samples if s.mask is None][:limit]
     for label, values in CANDIDATES.items():
-        settings = CopyMoveSettings(**values)
-        key = f"detector/{label}"
-        if store.has(key) and _same_search(CopyMoveSettings.from_dict(store.get(key)["settings"]), settings):
+        if labels and label not in labels:
+            continue
+        settings = CopyMoveSettings(**{**values, "seed": seed})
+        key = detector_key(label, seed)
+        if (store.has(key) and store.get(key).get("revision", 1) == SEARCH_REVISION
+                and _same_search(CopyMoveSettings.from_dict(store.get(key)["settings"]), settings)):
             continue
         scores, seconds = [], []
         for sample in copies:
@@ -99,11 +114,12 @@ def stage_detector(store: ResultStore, limit: int | None) -> None:
                 found_map = cv2.resize(found_map, truth.shape[::-1], interpolation=cv2.INTER_NEAREST)
             scores.append(f1(confusion(found_map, truth)))
         false_alarms = [find_copies(read_image(s.image), settings).found for s in authentic]
-        row = {"settings": settings.to_dict(), "copy_moves": len(scores), "f1_both": float(np.mean(scores)),
-               "found": float(np.mean(np.array(scores) > 0.1)), "authentic": len(false_alarms),
-               "authentic_found": float(np.mean(false_alarms)), "seconds": statistics.median(seconds)}
+        row = {"settings": settings.to_dict(), "revision": SEARCH_REVISION, "copy_moves": len(scores),
+               "f1_both": float(np.mean(scores)), "found": float(np.mean(np.array(scores) > 0.1)),
+               "authentic": len(false_alarms), "authentic_found": float(np.mean(false_alarms)),
+               "seconds": statistics.median(seconds)}
         store.put(key, row)
-        print(f"{label}: copy-move F1 {row['f1_both']:.3f}, found {row['found']:.2f}, "
+        print(f"{key}: copy-move F1 {row['f1_both']:.3f}, found {row['found']:.2f}, "
               f"authentic found {row['authentic_found']:.2f}, {row['seconds']:.2f} s", flush=True)
 
 
@@ -114,9 +130,10 @@ def _same_search(a: CopyMoveSettings, b: CopyMoveSettings) -> bool:
 
 
 def chosen_detector(store: ResultStore) -> tuple[str, CopyMoveSettings]:
-    rows = {k.split("/", 1)[1]: r for k, r in store.rows.items() if k.startswith("detector/")}
+    rows = {k.split("/", 1)[1]: r for k, r in store.rows.items()
+            if k.startswith("detector/") and r.get("revision", 1) == SEARCH_REVISION}
     if not rows:
-        raise SystemExit("no detector rows yet: run --stages detector first")
+        raise SystemExit("no detector rows of this revision of the search yet: run --stages detector first")
     allowed = {k: r for k, r in rows.items() if r["authentic_found"] <= MAX_AUTHENTIC_FOUND} or rows
     # issue 25 needs the search fast: among settings within F1_TOLERANCE of the best copy-move F1, the cheapest one
     # (a larger stride, then fewer PatchMatch rounds, then no random search); then higher F1, fewer false alarms
@@ -249,15 +266,31 @@ def render(store: ResultStore) -> str:
              "in what their name says. The first variants, measured on the first 100 copy-moves and authentic photos "
              "against the first defaults (max_residual 4, which `residual 2` replaced), are in this file's git "
              "history before 2026-12-06 afternoon; the rows below are on the whole training part.", ""]
+    current = {k: r for k, r in store.rows.items() if r.get("revision", 1) == SEARCH_REVISION}
     detector = [[label, r["copy_moves"], r["f1_both"], r["found"], r["authentic_found"], r["seconds"]]
-                for k, r in store.rows.items() if k.startswith("detector/") for label in [k.split("/", 1)[1]]]
+                for k, r in current.items() if k.startswith("detector/") for label in [k.split("/", 1)[1]]]
+    stale = [k.split("/", 1)[1] for k, r in store.rows.items()
+             if k.startswith("detector/") and r.get("revision", 1) != SEARCH_REVISION]
     if detector:
         label, _ = chosen_detector(store)
-        lines += [markdown_table(["setting", "copy-moves", "F1 (both)", "pair found", "authentic with a pair", "s"],
+        lines += [f"Search revision {SEARCH_REVISION} (`boxpromptiml.copy_move.SEARCH_REVISION`; rows of older "
+                  "revisions are measured again)." + (f" Not yet measured again: {', '.join(f'`{x}`' for x in stale)}."
+                                             if stale else ""), "",
+                  markdown_table(["setting", "copy-moves", "F1 (both)", "pair found", "authentic with a pair", "s"],
                                  detector), "",
                   f"Chosen: `{label}`: the cheapest setting (larger stride, then fewer PatchMatch rounds, then no "
                   f"random search) within {F1_TOLERANCE} of the best copy-move F1 among those with a pair in at most "
                   f"{MAX_AUTHENTIC_FOUND:.0%} of the authentic photos.", _shipped_line(store, label), ""]
+    checks = [[label, int(k.split("/", 1)[0].removeprefix("detector-seed")), r["f1_both"],
+               current[f"detector/{label}"]["f1_both"] if f"detector/{label}" in current else None,
+               r["authentic_found"],
+               current[f"detector/{label}"]["authentic_found"] if f"detector/{label}" in current else None]
+              for k, r in current.items() if k.startswith("detector-seed") for label in [k.split("/", 1)[1]]]
+    if checks:
+        lines += ["The same rows with another seed of the search's random tries (a check of the choice, not read by "
+                  "the rule; `--seed N --candidates ...`):", "",
+                  markdown_table(["setting", "seed", "F1 (both)", "F1 seed 0", "authentic with a pair",
+                                  "authentic seed 0"], checks), ""]
     fusion = [[k.split("/", 1)[1], r["f1"], r["copy_moved"], r["spliced"], r["authentic_marked"]]
               for k, r in store.rows.items() if k.startswith("fusion/")]
     if fusion:
@@ -288,12 +321,16 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=REPO / "src/boxpromptiml/deployment/shipped_model")
     parser.add_argument("--into", type=Path, help="model folder for --stages write")
     parser.add_argument("--limit", type=int, help="at most this many copy-moves and authentic photos (detector)")
+    parser.add_argument("--candidates", nargs="+", metavar="LABEL", help="only these detector candidates")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the search's random seed (detector); rows of seeds other than 0 check a choice and are "
+                             "reported apart, the rule reads seed 0")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     store = ResultStore(RECORD)
     if "detector" in args.stages:
-        stage_detector(store, args.limit)
+        stage_detector(store, args.limit, args.candidates, args.seed)
     if "fusion" in args.stages:
         stage_fusion(store, args.model)
     if "write" in args.stages:
