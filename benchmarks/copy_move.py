@@ -71,6 +71,9 @@ CANDIDATES: dict[str, dict] = {
     "stride 2, residual 1": {"stride": 2, "max_residual": 1.0},
     "stride 2, 1 round": {"stride": 2, "iterations": 1},
     "stride 2, residual 1, 1 round": {"stride": 2, "max_residual": 1.0, "iterations": 1},
+    # flat patches match loosely: fewer of them against stride 2's false pairs on authentic photos
+    "stride 2, contrast >= 4": {"stride": 2, "min_contrast": 4.0},
+    "stride 2, residual 1, contrast >= 4": {"stride": 2, "max_residual": 1.0, "min_contrast": 4.0},
 }
 OUTSIDE_WEIGHTS = (1.0, 0.5, 0.0)
 SPEED_SIZES = ((384, 256), (1024, 768), (1920, 1080), (4000, 3000))

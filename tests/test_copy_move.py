@@ -12,7 +12,7 @@ import torch
 
 from boxpromptiml.copy_move import Copies, CopyMoveSettings, find_copies, fuse_copies
 from boxpromptiml.copy_move.detector import affine_fit_residual
-from boxpromptiml.copy_move.features import patch_features
+from boxpromptiml.copy_move.features import box_mean, patch_features
 from boxpromptiml.errors import ConfigError
 
 SOURCE = (slice(40, 100), slice(50, 110))
@@ -129,6 +129,33 @@ def test_affine_fit_residual_is_zero_on_an_affine_field_and_large_on_a_random_on
     assert torch.all(noisy[2:-2, 2:-2] > 10)
     usable[10, 10] = False  # a window over an unusable position is no evidence
     assert torch.isinf(affine_fit_residual(affine, usable, 2)[10, 10])
+
+
+def test_box_mean_is_the_correctly_rounded_mean_of_every_window() -> None:
+    rng = np.random.default_rng(3)
+    grey = (rng.random((40, 50)) * 255).astype(np.float32)
+    for image in (grey, grey * grey):  # grey levels and their squares: the contrast's two inputs
+        means = box_mean(image, 17)
+        assert means.shape == (24, 34) and means.dtype == np.float32
+        # float64 sums of float32 values of this range are exact, so any order gives the same rounded mean
+        windows = np.lib.stride_tricks.sliding_window_view(image.astype(np.float64), (17, 17))
+        assert np.array_equal(means, (windows.sum(axis=(2, 3)) / 289).astype(np.float32))
+
+
+def test_affine_fit_residual_is_the_least_squares_residual_of_each_window() -> None:
+    rng = np.random.default_rng(4)
+    field = torch.from_numpy(rng.integers(0, 300, (2, 12, 14)).astype(np.int64))
+    usable = torch.ones(12, 14, dtype=torch.bool)
+    residual = affine_fit_residual(field, usable, 2)
+    rows, cols = np.meshgrid(np.arange(-2, 3), np.arange(-2, 3), indexing="ij")
+    design = np.stack([np.ones(25), cols.ravel(), rows.ravel()], axis=1)
+    for r, c in [(2, 2), (5, 7), (9, 11)]:
+        expected = 0.0
+        for channel in range(2):
+            values = field[channel, r - 2:r + 3, c - 2:c + 3].numpy().ravel().astype(np.float64)
+            fit, *_ = np.linalg.lstsq(design, values, rcond=None)
+            expected += float(((values - design @ fit) ** 2).sum()) / 25
+        assert residual[r, c].item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_the_student_chooses_the_pasted_member_and_the_rest_is_scaled_down() -> None:

@@ -110,6 +110,33 @@ def test_predict_shards_fill_one_folder(checkpoint, toy_dataset, tmp_path):
     assert json.loads((out / "scores.json").read_text()) == json.loads((single / "scores.json").read_text())
 
 
+def test_predict_processes_fill_one_folder_as_one_process_does(checkpoint, toy_dataset, tmp_path, capsys):
+    folder = str(toy_dataset.root / "Tp")
+    single, several = tmp_path / "single", tmp_path / "several"
+    assert main(["predict", folder, "--model", str(checkpoint), "-o", str(single), "--processes", "1"]) == 0
+    assert main(["predict", folder, "--model", str(checkpoint), "-o", str(several), "--processes", "2",
+                 "--threads", "2"]) == 0
+    assert "(2 processes)" in capsys.readouterr().out
+    assert sorted(p.name for p in several.glob("*.png")) == sorted(p.name for p in single.glob("*.png"))
+    assert json.loads((several / "scores.json").read_text()) == json.loads((single / "scores.json").read_text())
+
+
+def test_processes_auto_splits_only_large_cpu_jobs_outside_shards(monkeypatch):
+    from boxpromptiml.cli.common import AUTO_ITEMS_PER_PROCESS, processes_for
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    large = 2 * AUTO_ITEMS_PER_PROCESS
+    assert processes_for("auto", large, "auto", sharded=False) == 2
+    assert processes_for("auto", large - 1, "auto", sharded=False) == 1
+    assert processes_for("auto", large, "cuda", sharded=False) == 1
+    assert processes_for("auto", large, "cpu", sharded=True) == 1
+    assert processes_for("3", 2, "cpu", sharded=False) == 2  # never more processes than photos
+    with pytest.raises(BPIMLError, match="--processes"):
+        processes_for("many", 10, "cpu", sharded=False)
+    with pytest.raises(BPIMLError, match="at least 1"):
+        processes_for("0", 10, "cpu", sharded=False)
+
+
 def test_glob_through_a_symlink_loop_takes_each_file_once(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -154,6 +154,21 @@ def test_cli_shard_option_and_torchrun_rank(boxed, tmp_path, monkeypatch):
         Shard.parse("2/2")
 
 
+def test_cli_processes_write_what_one_process_writes(boxed, tmp_path, capsys):
+    boxes = tmp_path / "boxes.json"
+    assert main(["boxes", "-d", str(boxed.source), "-o", str(boxes)]) == 0
+    args = ["pseudo-label", "-d", str(boxed.source), "--boxes", str(boxes), "--teacher", "grabcut", "--threads", "2"]
+    assert main([*args, "-o", str(tmp_path / "one"), "--processes", "1"]) == 0
+    assert main([*args, "-o", str(tmp_path / "two"), "--processes", "2"]) == 0
+    assert "(2 processes)" in capsys.readouterr().out
+    one = sorted(p.name for p in (tmp_path / "one").glob("*.png"))
+    assert one and one == sorted(p.name for p in (tmp_path / "two").glob("*.png"))
+    for name in one:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    images = json.loads((tmp_path / "two" / MANIFEST_NAME).read_text())["images"]
+    assert sorted(images) == sorted(json.loads((tmp_path / "one" / MANIFEST_NAME).read_text())["images"])
+
+
 def test_cli_encoder_backend_only_for_teachers_with_an_encoder(toy_dataset, tmp_path, capsys):
     assert main(["boxes", "-d", str(toy_dataset.source), "-o", str(tmp_path / "b.json")]) == 0
     code = main(["pseudo-label", "-d", str(toy_dataset.source), "--boxes", str(tmp_path / "b.json"),

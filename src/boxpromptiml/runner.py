@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,8 +41,9 @@ def run_per_sample(
     """Apply ``step`` to every sample (or any item named by ``name_of``); a :class:`DataError`
     skips that item and is recorded, so one bad file never stops a long run."""
     run: SampleRun[T] = SampleRun()
+    # one line per process under a launcher (torchrun, bpiml predict --processes)
     bar = tqdm(samples, desc=desc, total=total, unit="img", file=sys.stderr, dynamic_ncols=True,
-               disable=None)
+               disable=None, position=int(os.environ.get("LOCAL_RANK", "0")))
     for sample in bar:
         name = name_of(sample)
         try:

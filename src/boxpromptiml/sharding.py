@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,26 @@ class Shard:
 def resolve_shard(text: str | None) -> Shard | None:
     """The shard a command runs as: ``--shard K/N`` if given, else torchrun's rank, else the whole job."""
     return Shard.parse(text) if text else Shard.from_environment()
+
+
+def under_launcher() -> bool:
+    """True inside a multi-process launch (torchrun, or :func:`run_in_processes`): the job is split already."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def run_in_processes(entrypoint: Callable[..., T], args: tuple, processes: int) -> list[T]:
+    """``entrypoint(*args)`` in ``processes`` local processes started by PyTorch's elastic launcher (what torchrun
+    runs), each with ``RANK`` / ``WORLD_SIZE`` set, so that :func:`resolve_shard` gives each its part of the job.
+    Returns each process's return value, by rank. ``entrypoint`` must be importable (a module-level function):
+    the processes are spawned, not forked. A failing process raises torch's ``ChildFailedError``, which names
+    it and carries its traceback."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=f"bpiml-{uuid.uuid4().hex[:8]}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                          start_method="spawn")
+    results = elastic_launch(config, entrypoint)(*args)
+    return [results[rank] for rank in range(processes)]
 
 
 @contextmanager

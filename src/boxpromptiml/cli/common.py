@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,48 @@ from ..data.readers import load_datasets
 from ..data.samples import Dataset
 from ..outputs import dataset_inputs
 from ..runner import SampleRun
+
+# --processes auto: items per core that pay for starting the processes (a few seconds). One process per core beat
+# one process with every thread on 2 cores by 1.2x on pseudo-labels and on 100 photos of 1024 x 768 (docs/results.md)
+AUTO_ITEMS_PER_PROCESS = 24
+
+
+def add_processes_option(parser: argparse.ArgumentParser, items: str) -> None:
+    parser.add_argument(
+        "--processes", default="auto", metavar="N|auto",
+        help=f"processes on this machine, each doing its share of the {items} with --threads / N threads (started "
+             "by PyTorch's elastic launcher, as torchrun does). auto: one per core when there are at least "
+             f"{AUTO_ITEMS_PER_PROCESS} {items} per core, on the CPU, outside --shard and torchrun; else 1 "
+             "(default: auto)")
+
+
+def processes_for(requested: str, items: int, device: str, sharded: bool) -> int:
+    """How many processes ``--processes`` runs: a number as given (at most one per item); ``auto``: one per core
+    for at least ``AUTO_ITEMS_PER_PROCESS`` items per core on the CPU, else 1. Inside a shard (``--shard``,
+    torchrun) the job is split already: 1."""
+    from ..errors import ConfigError
+
+    cores = os.cpu_count() or 1
+    if requested == "auto":
+        wanted = cores if device in ("auto", "cpu") and items >= AUTO_ITEMS_PER_PROCESS * cores else 1
+    else:
+        try:
+            wanted = int(requested)
+        except ValueError:
+            raise ConfigError(f"--processes takes a number or 'auto', got {requested!r}") from None
+        if wanted < 1:
+            raise ConfigError(f"--processes must be at least 1, got {wanted}")
+    return 1 if sharded else max(1, min(wanted, items))
+
+
+def merged_runs(parts: list[SampleRun]) -> SampleRun:
+    """One run from the runs of several processes (each did its own items)."""
+    merged: SampleRun = SampleRun()
+    for part in parts:
+        merged.results.update(part.results)
+        merged.failures.update(part.failures)
+        merged.skipped.extend(part.skipped)
+    return merged
 
 
 def add_dataset_option(parser: argparse.ArgumentParser) -> None:

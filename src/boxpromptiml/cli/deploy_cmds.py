@@ -16,7 +16,14 @@ from ..evaluation.evaluate import SCORES_FILE
 from ..fileio import write_json_atomic
 from ..outputs import check_not_an_input, claim_output_dir
 from ..sharding import resolve_shard
-from .common import add_overwrite_option, add_shard_option, report_failures
+from .common import (
+    add_overwrite_option,
+    add_processes_option,
+    add_shard_option,
+    merged_runs,
+    processes_for,
+    report_failures,
+)
 
 # The commands' work needs torch; it is imported in the functions below, so that `bpiml --help` stays fast.
 
@@ -73,6 +80,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", action="store_true",
                    help="also write a self-contained one-page HTML report per image to OUT/reports/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
+    add_processes_option(p, "photos")
     add_shard_option(p)
     add_overwrite_option(p)
     p.set_defaults(run=run_predict)
@@ -147,23 +155,29 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ..deployment.predict_files import expand_inputs, predict_files
+    from ..deployment.predict_files import expand_inputs
     from ..deployment.predictor import load_predictor
+    from ..sharding import run_in_processes, under_launcher
 
     _set_threads(args.threads)
     inputs = expand_inputs(args.inputs)
     model_folder = [Path(args.model)] if args.model and Path(args.model).is_dir() else []  # never into the model
     check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()] + model_folder,
                        "output folder")
+    processes = processes_for(args.processes, len(inputs), args.device, bool(args.shard) or under_launcher())
     # first: a bad model leaves no folder
     predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
                               map_gate=not args.no_map_gate)
     claim_output_dir(Path(args.out), "predict", args.overwrite, evidence=(SCORES_FILE,))
-    result = predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
-                           resolve_shard(args.shard), reports=args.report)
+    if processes == 1:
+        result = _predict_share(args, predictor)
+    else:
+        worker_args = argparse.Namespace(**{**vars(args), "threads": max(1, args.threads // processes)})
+        result = merged_runs(run_in_processes(_predict_worker, (worker_args,), processes))
     if not result.results:  # nothing predicted: only the failures (or "already done") are news
         return report_failures(result, "predict")
-    print(f"predicted {len(result.results)} image(s) into {args.out}")
+    print(f"predicted {len(result.results)} image(s) into {args.out}"
+          + (f" ({processes} processes)" if processes > 1 else ""))
     if predictor.decision is not None:
         flagged = sorted(name for name, score in result.results.items() if score > predictor.decision.threshold)
         print(f"{len(flagged)} of {len(result.results)} image(s) called tampered ({predictor.decision.describe()}; "
@@ -172,6 +186,27 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         print("this model has no calibrated image-level threshold (bpiml calibrate): scores.json holds raw scores")
     return report_failures(result, "predict")
+
+
+def _predict_share(args: argparse.Namespace, predictor):
+    """This process's share of the photos (all of them, ``--shard``'s part, or its rank's under a launcher)."""
+    from ..deployment.predict_files import predict_files
+
+    return predict_files(predictor, args.inputs, args.out, args.masks, args.overlays, args.threshold,
+                         resolve_shard(args.shard), reports=args.report)
+
+
+def _predict_worker(args: argparse.Namespace):
+    """One of ``bpiml predict --processes N``'s processes: its rank's share, into the folder the parent claimed."""
+    import logging
+
+    from ..deployment.predictor import load_predictor
+
+    logging.getLogger("boxpromptiml").setLevel(logging.WARNING)
+    _set_threads(args.threads)
+    predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
+                               map_gate=not args.no_map_gate)
+    return _predict_share(args, predictor)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from ..devices import DEVICE_HELP, resolve_device  # resolve_device imports torc
 from ..errors import ConfigError
 from ..outputs import check_not_an_input, claim_output_dir, folder_lock
 from ..pseudo_labels.generate import MANIFEST_NAME, generate_pseudo_labels
+from ..runner import SampleRun
 from ..sharding import resolve_shard
 from ..teachers import (
     ENCODER_BACKENDS,
@@ -27,9 +28,12 @@ from ..teachers import (
 from .common import (
     add_dataset_option,
     add_overwrite_option,
+    add_processes_option,
     add_shard_option,
     dataset_from_args,
     input_files,
+    merged_runs,
+    processes_for,
     report_failures,
 )
 
@@ -110,19 +114,45 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", required=True, metavar="COCO_JSON", help="box annotations (e.g. from bpiml boxes)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     add_teacher_options(p)
+    add_processes_option(p, "images")
     add_shard_option(p)
     add_overwrite_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sharding import run_in_processes, under_launcher
+
     dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
     check_not_an_input(Path(args.out), input_files(args, dataset), "output folder")
     claim_output_dir(Path(args.out), "pseudo-label", args.overwrite, evidence=(MANIFEST_NAME,))
+    with_boxes = sum(1 for sample in dataset.tampered if sample.boxes)
+    processes = processes_for(args.processes, with_boxes, args.device, bool(args.shard) or under_launcher())
+    if processes == 1:
+        name, result = _pseudo_label_share(args, dataset)
+        part = f" (shard {resolve_shard(args.shard)})" if resolve_shard(args.shard) else ""
+    else:
+        worker_args = argparse.Namespace(**{**vars(args), "threads": max(1, args.threads // processes)})
+        parts = run_in_processes(_pseudo_label_worker, (worker_args,), processes)
+        name, result, part = parts[0][0], merged_runs([run for _, run in parts]), f" ({processes} processes)"
+    print(f"pseudo-label ({name}){part}: {result.summary()}; masks in {args.out}")
+    return report_failures(result, "pseudo-label")
+
+
+def _pseudo_label_share(args: argparse.Namespace, dataset) -> tuple[str, SampleRun]:
+    """This process's share of the images (all, ``--shard``'s part, or its rank's under a launcher): the
+    teacher's name and the run."""
     teacher = teacher_from_args(args)
     shard = resolve_shard(args.shard)
     with folder_lock(Path(args.out), f"pseudo-label-{shard.tag}" if shard else "pseudo-label"):
-        result = generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes), shard=shard)
-    part = f" (shard {shard})" if shard else ""
-    print(f"pseudo-label ({teacher.name}){part}: {result.summary()}; masks in {args.out}")
-    return report_failures(result, "pseudo-label")
+        return teacher.name, generate_pseudo_labels(dataset, teacher, args.out, boxes_source=str(args.boxes),
+                                                    shard=shard)
+
+
+def _pseudo_label_worker(args: argparse.Namespace) -> tuple[str, SampleRun]:
+    """One of ``bpiml pseudo-label --processes N``'s processes, into the folder the parent claimed."""
+    import logging
+
+    logging.getLogger("boxpromptiml").setLevel(logging.WARNING)
+    dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
+    return _pseudo_label_share(args, dataset)
