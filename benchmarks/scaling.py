@@ -1,19 +1,20 @@
 """Throughput of one process against two on this machine (docs/results.md): pseudo-labelling and
-`bpiml predict` on a folder with ``--shard``, data-parallel training under ``torchrun`` (Gloo).
+`bpiml predict` on a folder with ``--processes 2`` (two shards started by the command through torch's elastic
+launcher), data-parallel training under ``torchrun`` (Gloo).
 
     python benchmarks/scaling.py                   # on an idle machine: these are wall-clock numbers
     python benchmarks/scaling.py --jobs predict    # only the folder-prediction rows
 
 Pseudo-labelling: the default teacher on the first N CASIA v1 training images, as one process with
-2 threads, then as two shards of 1 thread each at once (wall time from start to the last finish,
-process start-up included). Training: one epoch of native 256 px crops of CASIA v1 training
+2 threads (``--processes 1``), then as two processes of 1 thread each (``--processes 2``; wall time from start to
+the end, process start-up included). Training: one epoch of native 256 px crops of CASIA v1 training
 images, EfficientNet-Lite0 + MGFM, global batch 8, as one process with 2 threads and as two Gloo
 processes of 1 thread each (samples per second of the training loop, from metrics.csv). Prediction:
 `bpiml predict` (default backend, shipped model, maps written) on a folder of 100 JPEG photos of 1024 x 768
-and one of 20 of 4000 x 3000 (synthetic, quality 90), the process started once per folder, as one process with
-2 threads and as two shards of 1 thread each (wall time, start-up included, and without it: the per-photo
-seconds from the progress of the run itself are not available, so start-up is measured on a folder of one
-photo and subtracted).
+and one of 20 of 4000 x 3000 (synthetic, quality 90), the command started once per folder, as one process with
+2 threads (``--processes 1``) and as two of 1 thread each (``--processes 2``): wall time, start-up included, and
+without it. Per-photo seconds from the progress of the run itself are not available, so start-up is measured
+on a folder of one photo (one process) or two photos (two processes, one photo each) and subtracted.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def pseudo_labelling(work: Path, data: Path, n: int) -> list[list]:
                                    for a, b in images]))
     subprocess.run([BIN / "bpiml", "-q", "boxes", "-d", listing, "-o", work / "boxes.json"], check=True)
     base = [str(BIN / "bpiml"), "-q", "pseudo-label", "-d", str(listing), "--boxes", str(work / "boxes.json")]
-    one = _run_all([base + ["-o", str(work / "pl1"), "--threads", "2"]], 2)
-    two = _run_all([base + ["-o", str(work / "pl2"), "--threads", "1", "--shard", f"{k}/2"] for k in range(2)], 1)
+    one = _run_all([base + ["-o", str(work / "pl1"), "--threads", "2", "--processes", "1"]], 2)
+    # --processes 2: the two shards started by the command itself (torch's elastic launcher), as --processes auto does
+    two = _run_all([base + ["-o", str(work / "pl2"), "--threads", "2", "--processes", "2"]], 2)
     return [["pseudo-label (default teacher)", f"{n} images", n / one, n / two, one / two, None]]
 
 
@@ -86,11 +88,17 @@ def predicting(work: Path, count: int, width: int, height: int) -> list[list]:
     shutil.copy(folder / "p000.jpg", single)
     base = [str(BIN / "bpiml"), "-q", "predict"]
     startup = _run_all([base + [str(single), "-o", str(work / f"s-{width}"), "--threads", "2"]], 2)
-    one = _run_all([base + [str(folder), "-o", str(work / f"o1-{width}"), "--threads", "2"]], 2)
-    two = _run_all([base + [str(folder), "-o", str(work / f"o2-{width}"), "--threads", "1", "--shard", f"{k}/2"]
-                    for k in range(2)], 1)
+    one = _run_all([base + [str(folder), "-o", str(work / f"o1-{width}"), "--threads", "2", "--processes", "1"]], 2)
+    # --processes 2: two shards of one thread started by the command itself, as --processes auto does
+    two = _run_all([base + [str(folder), "-o", str(work / f"o2-{width}"), "--threads", "2", "--processes", "2"]], 2)
+    pair = work / f"pair-{width}x{height}"
+    pair.mkdir()
+    for name in ("p000.jpg", "p001.jpg"):
+        shutil.copy(folder / name, pair)
+    startup_two = _run_all([base + [str(pair), "-o", str(work / f"s2-{width}"), "--threads", "2", "--processes",
+                                    "2"]], 2)
     return [["predict a folder (default backend, maps written)", f"{count} photos {width} x {height}",
-             count / one, count / two, one / two, (one - startup) / (count - 1)]]
+             count / one, count / two, one / two, (one - startup) / (count - 1), (two - startup_two) / (count - 2)]]
 
 
 def training(work: Path, data: Path, samples: int) -> list[list]:
@@ -143,19 +151,22 @@ def main() -> None:
 
 
 HEADERS = ["job", "size", "1 process /s", "2 processes /s", "speed-up", "1 process, seconds per photo after start-up",
-           "machine, date"]
+           "2 processes, seconds per photo after start-up", "machine, date"]
 RECORD = REPO / "docs" / "scaling_runs.json"
 
 
 def render(rows: dict) -> str:
-    table = [[*entry["row"], f"{entry['machine']}, {entry['date']}"] for entry in rows.values()]
+    width = len(HEADERS) - 1  # rows measured before a column was added leave it empty
+    table = [[*entry["row"], *[None] * (width - len(entry["row"])), f"{entry['machine']}, {entry['date']}"]
+             for entry in rows.values()]
     return ("## One process against two\n\n"
             "Measured with `python benchmarks/scaling.py` (`--jobs` re-runs some rows; the others keep the machine "
             "and date that measured them), idle machine. Pseudo-labelling: images per second of wall time, start-up "
-            "included (`--shard 0/2` and `1/2` at once, 1 thread each, against one process with 2 threads). "
-            "Predicting a folder: `bpiml predict` on synthetic JPEGs, the process started once, maps written; "
-            "photos per second with start-up, and seconds per photo after it. Training: samples per second of the "
-            "training loop (`torchrun --nproc_per_node=2`, Gloo, 1 thread each, against one process with "
+            "included (two processes of 1 thread each against one process with 2 threads: `--processes 2` from "
+            "the session of 2026-12-07 morning on, `--shard 0/2` and `1/2` started at once before). "
+            "Predicting a folder: `bpiml predict` on synthetic JPEGs, the command started once, maps written (the "
+            "same two ways); photos per second with start-up, and seconds per photo after it. Training: samples per "
+            "second of the training loop (`torchrun --nproc_per_node=2`, Gloo, 1 thread each, against one process with "
             "2 threads), global batch 8. Rows in `docs/scaling_runs.json`.\n\n"
             + markdown_table(HEADERS, table) + "\n")
 
