@@ -12,7 +12,7 @@ import torch
 
 from boxpromptiml.copy_move import Copies, CopyMoveSettings, find_copies, fuse_copies
 from boxpromptiml.copy_move.detector import affine_fit_residual
-from boxpromptiml.copy_move.features import box_mean, patch_features
+from boxpromptiml.copy_move.features import patch_features
 from boxpromptiml.errors import ConfigError
 
 SOURCE = (slice(40, 100), slice(50, 110))
@@ -129,17 +129,6 @@ def test_affine_fit_residual_is_zero_on_an_affine_field_and_large_on_a_random_on
     assert torch.all(noisy[2:-2, 2:-2] > 10)
     usable[10, 10] = False  # a window over an unusable position is no evidence
     assert torch.isinf(affine_fit_residual(affine, usable, 2)[10, 10])
-
-
-def test_box_mean_is_the_correctly_rounded_mean_of_every_window() -> None:
-    rng = np.random.default_rng(3)
-    grey = (rng.random((40, 50)) * 255).astype(np.float32)
-    for image in (grey, grey * grey):  # grey levels and their squares: the contrast's two inputs
-        means = box_mean(image, 17)
-        assert means.shape == (24, 34) and means.dtype == np.float32
-        # float64 sums of float32 values of this range are exact, so any order gives the same rounded mean
-        windows = np.lib.stride_tricks.sliding_window_view(image.astype(np.float64), (17, 17))
-        assert np.array_equal(means, (windows.sum(axis=(2, 3)) / 289).astype(np.float32))
 
 
 def test_affine_fit_residual_is_the_least_squares_residual_of_each_window() -> None:
