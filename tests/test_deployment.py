@@ -126,15 +126,24 @@ def test_processes_auto_splits_only_large_cpu_jobs_outside_shards(monkeypatch):
 
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     large = 2 * AUTO_ITEMS_PER_PROCESS
-    assert processes_for("auto", large, "auto", sharded=False) == 2
-    assert processes_for("auto", large - 1, "auto", sharded=False) == 1
-    assert processes_for("auto", large, "cuda", sharded=False) == 1
-    assert processes_for("auto", large, "cpu", sharded=True) == 1
-    assert processes_for("3", 2, "cpu", sharded=False) == 2  # never more processes than photos
+    assert processes_for("auto", large, on_cpu=True, sharded=False) == 2
+    assert processes_for("auto", large - 1, on_cpu=True, sharded=False) == 1
+    assert processes_for("auto", large, on_cpu=False, sharded=False) == 1  # one GPU is not split
+    assert processes_for("auto", large, on_cpu=True, sharded=True) == 1
+    assert processes_for("3", 2, on_cpu=True, sharded=False) == 2  # never more processes than photos
     with pytest.raises(BPIMLError, match="--processes"):
-        processes_for("many", 10, "cpu", sharded=False)
+        processes_for("many", 10, on_cpu=True, sharded=False)
     with pytest.raises(BPIMLError, match="at least 1"):
-        processes_for("0", 10, "cpu", sharded=False)
+        processes_for("0", 10, on_cpu=True, sharded=False)
+
+
+def test_a_failing_process_is_a_clear_error(tmp_path):
+    from boxpromptiml.data.images import read_image
+    from boxpromptiml.sharding import run_in_processes
+
+    missing = tmp_path / "missing.jpg"
+    with pytest.raises(BPIMLError, match=r"process \d of 2 failed: .*missing\.jpg"):
+        run_in_processes(read_image, (missing,), 2)
 
 
 def test_glob_through_a_symlink_loop_takes_each_file_once(tmp_path):

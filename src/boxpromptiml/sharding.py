@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import ConfigError
+from .errors import BPIMLError, ConfigError
 
 T = TypeVar("T")
 
@@ -74,14 +74,21 @@ def run_in_processes(entrypoint: Callable[..., T], args: tuple, processes: int) 
     """``entrypoint(*args)`` in ``processes`` local processes started by PyTorch's elastic launcher (what torchrun
     runs), each with ``RANK`` / ``WORLD_SIZE`` set, so that :func:`resolve_shard` gives each its part of the job.
     Returns each process's return value, by rank. ``entrypoint`` must be importable (a module-level function):
-    the processes are spawned, not forked. A failing process raises torch's ``ChildFailedError``, which names
-    it and carries its traceback."""
+    the processes are spawned, not forked. A process that fails makes a :class:`BPIMLError` naming it and its
+    error (the launcher logs its traceback)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=f"bpiml-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn")
-    results = elastic_launch(config, entrypoint)(*args)
+    try:
+        results = elastic_launch(config, entrypoint)(*args)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        message = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
+        why = message or f"exit code {failure.exitcode}"
+        raise BPIMLError(f"process {rank} of {processes} failed: {why}") from None
     return [results[rank] for rank in range(processes)]
 
 

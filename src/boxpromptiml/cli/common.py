@@ -26,15 +26,15 @@ def add_processes_option(parser: argparse.ArgumentParser, items: str) -> None:
              "(default: auto)")
 
 
-def processes_for(requested: str, items: int, device: str, sharded: bool) -> int:
+def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool) -> int:
     """How many processes ``--processes`` runs: a number as given (at most one per item); ``auto``: one per core
-    for at least ``AUTO_ITEMS_PER_PROCESS`` items per core on the CPU, else 1. Inside a shard (``--shard``,
-    torchrun) the job is split already: 1."""
+    for at least ``AUTO_ITEMS_PER_PROCESS`` items per core when the work runs on the CPU, else 1. Inside a shard
+    (``--shard``, torchrun) the job is split already: 1."""
     from ..errors import ConfigError
 
     cores = os.cpu_count() or 1
     if requested == "auto":
-        wanted = cores if device in ("auto", "cpu") and items >= AUTO_ITEMS_PER_PROCESS * cores else 1
+        wanted = cores if on_cpu and items >= AUTO_ITEMS_PER_PROCESS * cores else 1
     else:
         try:
             wanted = int(requested)

@@ -164,7 +164,10 @@ def run_predict(args: argparse.Namespace) -> int:
     model_folder = [Path(args.model)] if args.model and Path(args.model).is_dir() else []  # never into the model
     check_not_an_input(Path(args.out), inputs + [Path(i) for i in args.inputs if Path(i).is_dir()] + model_folder,
                        "output folder")
-    processes = processes_for(args.processes, len(inputs), args.device, bool(args.shard) or under_launcher())
+    from ..devices import resolve_device
+
+    on_cpu = resolve_device(args.device).type == "cpu"
+    processes = processes_for(args.processes, len(inputs), on_cpu, bool(args.shard) or under_launcher())
     # first: a bad model leaves no folder
     predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
                               map_gate=not args.no_map_gate)

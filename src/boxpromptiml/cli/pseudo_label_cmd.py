@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     check_not_an_input(Path(args.out), input_files(args, dataset), "output folder")
     claim_output_dir(Path(args.out), "pseudo-label", args.overwrite, evidence=(MANIFEST_NAME,))
     with_boxes = sum(1 for sample in dataset.tampered if sample.boxes)
-    processes = processes_for(args.processes, with_boxes, args.device, bool(args.shard) or under_launcher())
+    on_cpu = resolve_device(args.device).type == "cpu"
+    processes = processes_for(args.processes, with_boxes, on_cpu, bool(args.shard) or under_launcher())
     if processes == 1:
         name, result = _pseudo_label_share(args, dataset)
         part = f" (shard {resolve_shard(args.shard)})" if resolve_shard(args.shard) else ""
