@@ -45,6 +45,23 @@ def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool) -> in
     return 1 if sharded else max(1, min(wanted, items))
 
 
+def run_shards_here(worker, args: argparse.Namespace, processes: int) -> list:
+    """``worker(args)`` in ``processes`` local processes (``--processes N``), each with ``--threads / N`` threads
+    and quiet logs, each taking its shard from the launcher's RANK; their return values by rank."""
+    from ..sharding import run_in_processes
+
+    shard_args = argparse.Namespace(**{**vars(args), "threads": max(1, args.threads // processes)})
+    return run_in_processes(_quiet_shard, (worker, shard_args), processes)
+
+
+def _quiet_shard(worker, args: argparse.Namespace):
+    """One process of :func:`run_shards_here`: warnings only, so that N processes do not repeat the progress log."""
+    import logging
+
+    logging.getLogger("boxpromptiml").setLevel(logging.WARNING)
+    return worker(args)
+
+
 def merged_runs(parts: list[SampleRun]) -> SampleRun:
     """One run from the runs of several processes (each did its own items)."""
     merged: SampleRun = SampleRun()

@@ -23,6 +23,7 @@ from .common import (
     merged_runs,
     processes_for,
     report_failures,
+    run_shards_here,
 )
 
 # The commands' work needs torch; it is imported in the functions below, so that `bpiml --help` stays fast.
@@ -157,7 +158,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from ..deployment.predict_files import expand_inputs
     from ..deployment.predictor import load_predictor
-    from ..sharding import run_in_processes, under_launcher
+    from ..sharding import under_launcher
 
     _set_threads(args.threads)
     inputs = expand_inputs(args.inputs)
@@ -175,8 +176,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if processes == 1:
         result = _predict_share(args, predictor)
     else:
-        worker_args = argparse.Namespace(**{**vars(args), "threads": max(1, args.threads // processes)})
-        result = merged_runs(run_in_processes(_predict_worker, (worker_args,), processes))
+        result = merged_runs(run_shards_here(_predict_worker, args, processes))
     if not result.results:  # nothing predicted: only the failures (or "already done") are news
         return report_failures(result, "predict")
     print(f"predicted {len(result.results)} image(s) into {args.out}"
@@ -201,11 +201,8 @@ def _predict_share(args: argparse.Namespace, predictor):
 
 def _predict_worker(args: argparse.Namespace):
     """One of ``bpiml predict --processes N``'s processes: its rank's share, into the folder the parent claimed."""
-    import logging
-
     from ..deployment.predictor import load_predictor
 
-    logging.getLogger("boxpromptiml").setLevel(logging.WARNING)
     _set_threads(args.threads)
     predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
                                map_gate=not args.no_map_gate)

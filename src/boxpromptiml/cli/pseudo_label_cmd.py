@@ -35,6 +35,7 @@ from .common import (
     merged_runs,
     processes_for,
     report_failures,
+    run_shards_here,
 )
 
 
@@ -121,7 +122,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sharding import run_in_processes, under_launcher
+    from ..sharding import under_launcher
 
     dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
     check_not_an_input(Path(args.out), input_files(args, dataset), "output folder")
@@ -131,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
     processes = processes_for(args.processes, with_boxes, on_cpu, bool(args.shard) or under_launcher())
     if processes == 1:
         name, result = _pseudo_label_share(args, dataset)
-        part = f" (shard {resolve_shard(args.shard)})" if resolve_shard(args.shard) else ""
+        shard = resolve_shard(args.shard)
+        part = f" (shard {shard})" if shard else ""
     else:
-        worker_args = argparse.Namespace(**{**vars(args), "threads": max(1, args.threads // processes)})
-        parts = run_in_processes(_pseudo_label_worker, (worker_args,), processes)
+        parts = run_shards_here(_pseudo_label_worker, args, processes)
         name, result, part = parts[0][0], merged_runs([run for _, run in parts]), f" ({processes} processes)"
     print(f"pseudo-label ({name}){part}: {result.summary()}; masks in {args.out}")
     return report_failures(result, "pseudo-label")
@@ -152,8 +153,5 @@ def _pseudo_label_share(args: argparse.Namespace, dataset) -> tuple[str, SampleR
 
 def _pseudo_label_worker(args: argparse.Namespace) -> tuple[str, SampleRun]:
     """One of ``bpiml pseudo-label --processes N``'s processes, into the folder the parent claimed."""
-    import logging
-
-    logging.getLogger("boxpromptiml").setLevel(logging.WARNING)
     dataset = attach_boxes(dataset_from_args(args), read_coco_boxes(args.boxes), source=args.boxes)
     return _pseudo_label_share(args, dataset)
