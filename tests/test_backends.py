@@ -11,7 +11,9 @@ from boxpromptiml.cli import main
 from boxpromptiml.deployment.backends import resolve_backend
 from boxpromptiml.deployment.graph import (
     CHECKPOINT_METADATA,
+    GRAPH_REVISION,
     OPENVINO_NAME,
+    REVISION_METADATA,
     checkpoint_sha256,
     onnx_metadata,
     openvino_metadata,
@@ -78,6 +80,30 @@ def test_a_graph_is_made_once_and_never_served_stale(native_checkpoint, tmp_path
     np.testing.assert_allclose(ov_map, expected, atol=1e-4)
 
 
+def test_a_graph_of_an_older_exporter_is_made_again_once(native_checkpoint, tmp_path, graph_cache):
+    import onnx
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("model.safetensors", STUDENT_CONFIG, "state.json"):
+        (folder / name).write_bytes((native_checkpoint / name).read_bytes())
+    assert main(["export", "--model", str(folder)]) == 0
+    assert onnx_metadata(folder / "student.onnx")[REVISION_METADATA] == GRAPH_REVISION
+    made = sorted(graph_cache.rglob("*.onnx"))
+    load_predictor(folder, "onnxruntime")
+    assert sorted(graph_cache.rglob("*.onnx")) == made  # current: the folder's own export is used
+    proto = onnx.load(str(folder / "student.onnx"))  # as an exporter before revisions were recorded wrote it
+    kept = [p for p in proto.metadata_props if p.key != REVISION_METADATA]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, str(folder / "student.onnx"))
+    image = photo(90, 100)
+    got = load_predictor(folder, "onnxruntime").predict(image).probability
+    remade = sorted(set(graph_cache.rglob("*.onnx")) - set(made))
+    assert len(remade) == 1 and remade[0].name.endswith(f"-r{GRAPH_REVISION}.onnx")
+    np.testing.assert_allclose(got, load_predictor(folder, "torch").predict(image).probability, atol=1e-4)
+
+
 def test_the_shipped_openvino_model_is_made_from_the_shipped_checkpoint():
     folder = shipped_model_path()
     if not (folder / "model.safetensors").is_file():
@@ -87,6 +113,7 @@ def test_the_shipped_openvino_model_is_made_from_the_shipped_checkpoint():
     assert (folder / OPENVINO_NAME).is_file(), "ship with write_shipped_graph(): the default backend needs it"
     recorded = openvino_metadata(ov.Core().read_model(str(folder / OPENVINO_NAME)))
     assert recorded[CHECKPOINT_METADATA] == checkpoint_sha256(folder), "stale: run write_shipped_graph()"
+    assert recorded[REVISION_METADATA] == GRAPH_REVISION, "made by an older exporter: run write_shipped_graph()"
 
 
 def test_backend_errors_are_clear(native_checkpoint, tmp_path):

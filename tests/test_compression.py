@@ -72,6 +72,20 @@ def test_the_ghost_is_centred_per_image_so_the_table_alone_says_nothing():
     torch.testing.assert_close(ghost.mean(dim=(2, 3)), torch.zeros(1, ghost.shape[1]), atol=1e-5, rtol=0)
 
 
+def test_the_ghost_errors_are_the_mean_square_re_quantisation_error_of_every_block_and_quality():
+    # the branch takes its means one quality at a time (fast in OpenVINO); the plain definition, all qualities at
+    # once over the coefficient axis, must give the same float32 sums bit for bit: shipped weights were trained on it
+    image = _tensor(_jpeg(_texture(seed=4), 75))
+    ghost = JPEGGhost()
+    luma = (image * 255.0 * ghost.luma).sum(dim=1, keepdim=True) - 128.0
+    coefficients = torch.nn.functional.conv2d(luma, dct_basis(), stride=8)[:, None]  # B x 1 x 64 x h x w
+    steps = torch.stack([quantisation_table(q) for q in (50, 60, 70, 75, 80, 85, 90, 95)])[None, :, :, None, None]
+    expected = (coefficients - torch.round(coefficients / steps) * steps).square().mean(dim=2)
+    got = ghost.errors(image)
+    assert got.shape == (1, 8, 32, 32)
+    assert torch.equal(got, expected)
+
+
 def test_the_ghost_is_computed_in_float32_under_bf16_autocast():
     image = _tensor(_jpeg(_texture(seed=3), 70))
     ghost = JPEGGhost()

@@ -19,7 +19,7 @@ from torch import nn
 from ..data.images import PathLike
 from ..errors import ConfigError
 from ..student.model import Resolution, Student
-from .graph import CHECKPOINT_METADATA, STUDENT_METADATA
+from .graph import CHECKPOINT_METADATA, GRAPH_REVISION, REVISION_METADATA, STUDENT_METADATA
 
 INPUT_NAME, PROBABILITY_NAME, SCORE_NAME = "image", "probability", "score"
 
@@ -64,7 +64,7 @@ def export_onnx(model: Student, path: PathLike, opset: int = 18, check: bool = T
     import onnx
 
     proto = program.model_proto
-    props = {STUDENT_METADATA: json.dumps(model.config.to_dict())}
+    props = {STUDENT_METADATA: json.dumps(model.config.to_dict()), REVISION_METADATA: GRAPH_REVISION}
     if checkpoint_sha256 is not None:
         props[CHECKPOINT_METADATA] = checkpoint_sha256
     onnx.helper.set_model_props(proto, props)

@@ -67,7 +67,7 @@ class JPEGGhost(nn.Module):
         self.out_channels = len(qualities)
         self.register_buffer("basis", dct_basis(), persistent=False)
         steps = torch.stack([quantisation_table(q) for q in qualities])  # Q x 64
-        self.register_buffer("steps", steps[None, :, :, None, None], persistent=False)  # 1 x Q x 64 x 1 x 1
+        self.register_buffer("steps", steps[:, None, :, None, None], persistent=False)  # Q x 1 x 64 x 1 x 1
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
 
     def errors(self, image: torch.Tensor) -> torch.Tensor:
@@ -75,9 +75,14 @@ class JPEGGhost(nn.Module):
         Always in float32: bf16 keeps 8 bits of a coefficient, coarser than the lattice it is compared with."""
         with torch.autocast(device_type=image.device.type, enabled=False):
             luma = (image.float() * 255.0 * self.luma).sum(dim=1, keepdim=True) - 128.0
-            coefficients = nn.functional.conv2d(luma, self.basis, stride=BLOCK)[:, None]  # B x 1 x 64 x h x w
-            residual = coefficients - torch.round(coefficients / self.steps) * self.steps
-            return residual.square().mean(dim=2)
+            coefficients = nn.functional.conv2d(luma, self.basis, stride=BLOCK)  # B x 64 x h x w
+            # One quality at a time, as a mean over channels: the same float32 sums as a mean over the middle axis of
+            # B x Q x 64 x h x w, which OpenVINO ran 5x slower (36 against 7 ms at 1024 x 768; torch 33 against 9)
+            per_quality = []
+            for steps in self.steps:  # 1 x 64 x 1 x 1
+                residual = coefficients - torch.round(coefficients / steps) * steps
+                per_quality.append(residual.square().mean(dim=1, keepdim=True))
+            return torch.cat(per_quality, dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """``image``: B x 3 x H x W RGB in [0, 1], H and W multiples of 8."""
