@@ -347,6 +347,24 @@ def test_openvino_encoders_give_the_masks_of_pytorch(scene, graph_cache):
     assert graphs[0].stat().st_mtime_ns == made  # reused, not made again
 
 
+def test_the_openvino_box_decoder_gives_the_logits_of_pytorch(graph_cache):
+    torch.manual_seed(0)
+    embedding = torch.randn(1, 256, 64, 64)
+    boxes = torch.tensor([[10.0, 20.0, 120.0, 200.0], [50.0, 50.0, 90.0, 100.0]])
+    expected = create_teacher("litemedsam").use_encoder_backend("torch").decode_logits(embedding, boxes)
+    teacher = create_teacher("litemedsam").use_encoder_backend("openvino-f32")
+    got = teacher.decode_logits(embedding, boxes)
+    assert got.shape == expected.shape == (2, 1, 256, 256)
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-4)
+    assert len(list((graph_cache / "teachers").glob("*-decoder-256x64x64.onnx"))) == 1
+    # three masks per box, or refinement with a mask prompt: the graph does not cover them, PyTorch decodes
+    for settings in (replace(teacher.settings, multimask=True), replace(teacher.settings, refine_steps=1)):
+        other = teacher.with_settings(settings)
+        assert other._cpu_decoder(tuple(embedding.shape)) is None
+        reference = create_teacher("litemedsam", settings=settings).use_encoder_backend("torch")
+        torch.testing.assert_close(other.decode_logits(embedding, boxes), reference.decode_logits(embedding, boxes))
+
+
 def test_encoder_backend_errors():
     teacher = create_teacher("litemedsam")
     with pytest.raises(ConfigError, match=r"unknown encoder backend 'tensorrt'; known: openvino, openvino-f32"):

@@ -95,6 +95,9 @@ class SamTeacher(Teacher):
         self.encoder_backend = "openvino" if weights and weights.get("checkpoint_sha256") else "torch"
         self._openvino_encoder: Any = None
         self._encoder_lock = threading.Lock()
+        # compiled box decoders by (backend, embedding shape), shared with the copies with_settings makes
+        self._openvino_decoders: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._decoder_lock = threading.Lock()
         self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._embeddings_capacity = 0
         self._embeddings_lock = threading.Lock()
@@ -182,9 +185,35 @@ class SamTeacher(Teacher):
                     return None
             return self._openvino_encoder
 
+    def _cpu_decoder(self, embedding_shape: tuple[int, ...]):
+        """The OpenVINO box decoder (compiled on first use), where the encoder runs in OpenVINO too and the settings
+        decode one mask per box with no refinement (the default); None: PyTorch decodes."""
+        if (self.encoder_backend == "torch" or self.device.type != "cpu" or self.settings.multimask
+                or self.settings.refine_steps):
+            return None
+        key = (self.encoder_backend, embedding_shape)
+        with self._decoder_lock:
+            if key not in self._openvino_decoders:
+                try:
+                    from .cpu_inference import OpenVinoDecoder
+
+                    precision = "f32" if self.encoder_backend == "openvino-f32" else "auto"
+                    self._openvino_decoders[key] = OpenVinoDecoder(self.model, embedding_shape,
+                                                                   self.weights["checkpoint_sha256"],
+                                                                   torch.get_num_threads(), precision)
+                except Exception as exc:  # noqa: BLE001 - a decoder the exporter cannot take still runs in torch
+                    log.warning("the %s box decoder could not be made for %s (%s); it runs in PyTorch",
+                                self.encoder_backend, self.name, exc)
+                    self._openvino_decoders[key] = None
+            return self._openvino_decoders[key]
+
     @torch.inference_mode()
     def decode_logits(self, embedding: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Low-resolution logits (N x 1 x m x m) for N canvas boxes on an image embedding (the cheap half)."""
+        decoder = self._cpu_decoder(tuple(embedding.shape))
+        if decoder is not None:
+            with self._decoder_lock:  # one OpenVINO request, one caller at a time
+                return decoder(embedding, boxes)
         boxes = boxes.to(self.device)
         logits, iou = self.model.decode(embedding, boxes, multimask=self.settings.multimask)
         if self.settings.multimask:

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-# what runs a SAM teacher's image encoder on the CPU (SamTeacher.use_encoder_backend; cpu_inference.OpenVinoEncoder)
+# what runs a SAM teacher's image encoder on the CPU (SamTeacher.use_encoder_backend; cpu_inference.OpenVinoEncoder),
+# and its box decoder with it where the settings decode one mask per box (cpu_inference.OpenVinoDecoder)
 ENCODER_BACKENDS = {
     "openvino": "OpenVINO, bf16 on CPUs with native bf16 (AVX512-BF16, AMX), float32 elsewhere (default)",
     "openvino-f32": "OpenVINO in float32 everywhere",
