@@ -135,6 +135,26 @@ def test_processes_auto_splits_only_large_cpu_jobs_outside_shards(monkeypatch):
         processes_for("many", 10, on_cpu=True, sharded=False)
     with pytest.raises(BPIMLError, match="at least 1"):
         processes_for("0", 10, on_cpu=True, sharded=False)
+    # large photos weigh more: few of them can be worth two processes, and a given number is kept as it is
+    assert processes_for("auto", 20, on_cpu=True, sharded=False, work=large) == 2
+    assert processes_for("auto", large, on_cpu=True, sharded=False, work=large - 1) == 1
+    assert processes_for("1", 20, on_cpu=True, sharded=False, work=1000) == 1
+
+
+def test_photo_work_counts_large_photos_as_several_from_their_headers(tmp_path):
+    from PIL import Image
+
+    from boxpromptiml.deployment.predict_files import photo_work
+
+    common, large = tmp_path / "common.png", tmp_path / "large.png"
+    Image.new("RGB", (1024, 768)).save(common)
+    Image.new("RGB", (4000, 3000)).save(large)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    assert photo_work([common]) == pytest.approx(1.0)
+    assert 7 < photo_work([large]) < 10  # about 8 photos of 1024 x 768 (0.27 + 0.36 s per megapixel)
+    assert photo_work([broken, tmp_path / "missing.jpg"]) == pytest.approx(2.0)  # predicting them reports why
+    assert photo_work([large] * 100, enough=20) < 30  # a large folder is not read through
 
 
 def test_a_failing_process_is_a_clear_error(tmp_path):

@@ -22,19 +22,21 @@ def add_processes_option(parser: argparse.ArgumentParser, items: str) -> None:
         "--processes", default="auto", metavar="N|auto",
         help=f"processes on this machine, each doing its share of the {items} with --threads / N threads (started "
              "by PyTorch's elastic launcher, as torchrun does). auto: one per core when there are at least "
-             f"{AUTO_ITEMS_PER_PROCESS} {items} per core, on the CPU, outside --shard and torchrun; else 1 "
-             "(default: auto)")
+             f"{AUTO_ITEMS_PER_PROCESS} {items} per core (large photos count as several), on the CPU, outside "
+             "--shard and torchrun; else 1 (default: auto)")
 
 
-def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool) -> int:
+def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool, work: float | None = None) -> int:
     """How many processes ``--processes`` runs: a number as given (at most one per item); ``auto``: one per core
-    for at least ``AUTO_ITEMS_PER_PROCESS`` items per core when the work runs on the CPU, else 1. Inside a shard
-    (``--shard``, torchrun) the job is split already: 1."""
+    for at least ``AUTO_ITEMS_PER_PROCESS`` items per core when the work runs on the CPU, else 1. ``work``: the
+    job's size in items of the common size when its items differ (photos: ``photo_work``; default ``items``).
+    Inside a shard (``--shard``, torchrun) the job is split already: 1."""
     from ..errors import ConfigError
 
     cores = os.cpu_count() or 1
     if requested == "auto":
-        wanted = cores if on_cpu and items >= AUTO_ITEMS_PER_PROCESS * cores else 1
+        size = items if work is None else work
+        wanted = cores if on_cpu and size >= AUTO_ITEMS_PER_PROCESS * cores else 1
     else:
         try:
             wanted = int(requested)

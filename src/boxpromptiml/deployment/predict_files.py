@@ -70,6 +70,35 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return list(by_stem.values())
 
 
+# Seconds of `bpiml predict` for a photo of P megapixels, about FIXED + PER_MEGAPIXEL * P: the copy-move search works
+# at a fixed size, the network on every pixel (one photo end to end on an AVX2 CPU, docs/results.md: 0.55 s at
+# 1024 x 768, 4.6 s at 4000 x 3000). Only the ratio matters: it weighs photos against one of 1024 x 768.
+PHOTO_SECONDS_FIXED, PHOTO_SECONDS_PER_MEGAPIXEL = 0.27, 0.36
+COMMON_PHOTO_PIXELS = 1024 * 768
+
+
+def photo_work(paths: list[Path], enough: float = float("inf")) -> float:
+    """The cost of predicting ``paths`` counted in photos of 1024 x 768 (one of 4000 x 3000 counts about 8), from
+    the files' headers. Stops once ``enough`` is reached, so a large folder is not read through; a file whose
+    header cannot be read counts as one photo (predicting it reports the problem)."""
+    from PIL import Image
+
+    def cost(pixels: float) -> float:
+        return PHOTO_SECONDS_FIXED + PHOTO_SECONDS_PER_MEGAPIXEL * pixels / 1e6
+
+    total = 0.0
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                pixels = float(image.size[0] * image.size[1])
+        except Exception:  # noqa: BLE001 - any unreadable header: predict_files names the file later
+            pixels = COMMON_PHOTO_PIXELS
+        total += cost(pixels) / cost(COMMON_PHOTO_PIXELS)
+        if total >= enough:
+            break
+    return total
+
+
 def overlay(image: np.ndarray, prob: np.ndarray) -> np.ndarray:
     """The image with tampering probability shown in red (a band of rows at a time: large photos need no
     full-size float copies)."""
