@@ -248,3 +248,21 @@ def test_a_float16_map_of_a_large_photo_is_fused_in_place() -> None:
     fused = fuse_copies(probability, scaled, CopyMoveSettings())
     assert fused is probability and fused.dtype == np.float16
     assert fused[600:840, 1000:1240].mean() > 0.9 or fused[160:400, 200:440].mean() > 0.9
+
+
+@pytest.mark.parametrize("photo_shape", [(1001, 1777), (1535, 1023), (256, 384)])
+def test_the_fusion_marks_the_rows_a_full_size_resize_of_the_mask_gives(photo_shape) -> None:
+    # the mask is brought to the photo's size a band of rows at a time (memory); every pixel must be as if the whole
+    # mask had been resized at once
+    labels = np.zeros((255, 383), np.int32)
+    labels[50:90, 60:190] = 1
+    labels[130:170, 200:330] = 2
+    labels[np.random.default_rng(0).random(labels.shape) < 0.01] = 2
+    copies = Copies(labels, [(1, 2)], photo_shape)
+    settings = CopyMoveSettings()
+    probability = np.random.default_rng(1).random(photo_shape).astype(np.float32)
+    inside = cv2.resize(copies.region_mask({1, 2}).astype(np.uint8), photo_shape[::-1],
+                        interpolation=cv2.INTER_NEAREST).astype(bool)  # a tie: both members stay marked
+    expected = np.where(inside, np.maximum(probability, settings.copy_probability),
+                        probability * settings.outside_weight).astype(np.float32)
+    np.testing.assert_array_equal(fuse_copies(probability.copy(), copies, settings), expected)
