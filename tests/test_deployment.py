@@ -152,9 +152,9 @@ def test_photo_work_counts_large_photos_as_several_from_their_headers(tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     assert photo_work([common]) == pytest.approx(1.0)
-    assert 7 < photo_work([large]) < 10  # about 8 photos of 1024 x 768 (0.27 + 0.36 s per megapixel)
+    assert 2 < photo_work([large]) < 3  # about 2.5 photos of 1024 x 768: what a second process saves on it
     assert photo_work([broken, tmp_path / "missing.jpg"]) == pytest.approx(2.0)  # predicting them reports why
-    assert photo_work([large] * 100, enough=20) < 30  # a large folder is not read through
+    assert photo_work([large] * 100, enough=20) < 23  # a large folder is not read through
 
 
 def test_a_failing_process_is_a_clear_error(tmp_path):

@@ -70,21 +70,21 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return list(by_stem.values())
 
 
-# Seconds of `bpiml predict` for a photo of P megapixels, about FIXED + PER_MEGAPIXEL * P: the copy-move search works
-# at a fixed size, the network on every pixel (one photo end to end on an AVX2 CPU, docs/results.md: 0.55 s at
-# 1024 x 768, 4.6 s at 4000 x 3000). Only the ratio matters: it weighs photos against one of 1024 x 768.
-PHOTO_SECONDS_FIXED, PHOTO_SECONDS_PER_MEGAPIXEL = 0.27, 0.36
+# What a second process saves on a photo grows far slower than the photo's cost (two processes of one thread against
+# one of two, docs/results.md): 0.07-0.18 s on one of 1024 x 768, 0.14-0.88 s on one of 4000 x 3000, while starting
+# the second process costs ~5 s. So for --processes auto a photo weighs 1 + this much per megapixel over 1024 x 768:
+# one of 4000 x 3000 about 2.5 (20 of them measured a tie to a win, 0.28 against 0.28 and 0.23 against 0.21
+# photos/s with start-up; 6 of them, ~15, stay in one process).
+WEIGHT_PER_EXTRA_MEGAPIXEL = 0.13
 COMMON_PHOTO_PIXELS = 1024 * 768
 
 
 def photo_work(paths: list[Path], enough: float = float("inf")) -> float:
-    """The cost of predicting ``paths`` counted in photos of 1024 x 768 (one of 4000 x 3000 counts about 8), from
-    the files' headers. Stops once ``enough`` is reached, so a large folder is not read through; a file whose
-    header cannot be read counts as one photo (predicting it reports the problem)."""
+    """The size of predicting ``paths`` for ``--processes auto``, in photos of 1024 x 768: larger photos weigh more
+    (one of 4000 x 3000 about 2.5), read from the files' headers. Stops once ``enough`` is reached, so a large
+    folder is not read through; a file whose header cannot be read counts as one photo (predicting it reports
+    the problem)."""
     from PIL import Image
-
-    def cost(pixels: float) -> float:
-        return PHOTO_SECONDS_FIXED + PHOTO_SECONDS_PER_MEGAPIXEL * pixels / 1e6
 
     total = 0.0
     for path in paths:
@@ -93,7 +93,7 @@ def photo_work(paths: list[Path], enough: float = float("inf")) -> float:
                 pixels = float(image.size[0] * image.size[1])
         except Exception:  # noqa: BLE001 - any unreadable header: predict_files names the file later
             pixels = COMMON_PHOTO_PIXELS
-        total += cost(pixels) / cost(COMMON_PHOTO_PIXELS)
+        total += 1.0 + WEIGHT_PER_EXTRA_MEGAPIXEL * max(0.0, pixels - COMMON_PHOTO_PIXELS) / 1e6
         if total >= enough:
             break
     return total
