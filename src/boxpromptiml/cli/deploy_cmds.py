@@ -170,7 +170,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     on_cpu = resolve_device(args.device).type == "cpu"
     sharded = bool(args.shard) or under_launcher()
-    # large photos weigh more: 20 of 4000 x 3000 run faster in two processes too (docs/results.md)
+    # large photos weigh more (photo_work: by what a second process saves on them)
     work = (photo_work(inputs, AUTO_ITEMS_PER_PROCESS * (os.cpu_count() or 1))
             if args.processes == "auto" and on_cpu and not sharded else None)
     processes = processes_for(args.processes, len(inputs), on_cpu, sharded, work)
