@@ -69,10 +69,11 @@ def quantize_int8(model: str | None, data_split: Path, out: Path, validation: Pa
     from boxpromptiml.data import load_dataset
     from boxpromptiml.data.images import read_image, read_mask
     from boxpromptiml.deployment.graph import openvino_model
+    from boxpromptiml.deployment.openvino_backend import openvino_core
     from boxpromptiml.deployment.shipped import shipped_model_dir
     from boxpromptiml.student.inference import pad_to_multiple, to_tensor
 
-    source = ov.Core().read_model(str(openvino_model(model or shipped_model_dir())))
+    source = openvino_core().read_model(str(openvino_model(model or shipped_model_dir())))
     train = load_dataset(data_split)
     step = max(1, len(train) // CALIBRATION_IMAGES)
     images = [to_tensor(pad_to_multiple(read_image(s.image)))[None].numpy()

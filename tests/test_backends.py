@@ -2,6 +2,8 @@
 predicted with decoding and writing beside the network."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from boxpromptiml.deployment.graph import (
     onnx_metadata,
     openvino_metadata,
 )
+from boxpromptiml.deployment.openvino_backend import OpenVinoSession, openvino_core
 from boxpromptiml.deployment.predict_files import predict_files
 from boxpromptiml.deployment.predictor import load_predictor
 from boxpromptiml.deployment.shipped import shipped_model_path
@@ -109,10 +112,8 @@ def test_the_shipped_openvino_model_is_made_from_the_shipped_checkpoint():
     folder = shipped_model_path()
     if not (folder / "model.safetensors").is_file():
         pytest.skip("no shipped model in this installation")
-    import openvino as ov
-
     assert (folder / OPENVINO_NAME).is_file(), "ship with write_shipped_graph(): the default backend needs it"
-    recorded = openvino_metadata(ov.Core().read_model(str(folder / OPENVINO_NAME)))
+    recorded = openvino_metadata(openvino_core().read_model(str(folder / OPENVINO_NAME)))
     assert recorded[CHECKPOINT_METADATA] == checkpoint_sha256(folder), "stale: run write_shipped_graph()"
     assert recorded[REVISION_METADATA] == GRAPH_REVISION, "made by an older exporter: run write_shipped_graph()"
 
@@ -224,3 +225,50 @@ def test_openvino_threads_are_not_pinned_so_one_thread_shards_share_the_cores(na
     session = OpenVinoSession(openvino_model(native_checkpoint), threads=1, precision="f32")
     assert session.compiled.get_property("ENABLE_CPU_PINNING") is False
     assert session.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+# A process with two OpenVINO Cores freed in the order they were made was left on a freed alternate signal stack,
+# and the SIGCHLD of a DataLoader worker then killed it (SIGSEGV): the training tests crashed after the teachers'.
+ALTERNATE_STACK_PROBE = """
+import ctypes, gc, sys
+from boxpromptiml.deployment.graph import openvino_model
+from boxpromptiml.deployment.openvino_backend import OpenVinoSession
+
+class Stack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+def alternate_stack():
+    stack = Stack()
+    assert ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack)) == 0
+    return stack.sp or 0
+
+def mapped(address):
+    for line in open("/proc/self/maps"):
+        low, high = (int(x, 16) for x in line.split()[0].split("-"))
+        if low <= address < high:
+            return True
+    return False
+
+graph = openvino_model(sys.argv[1])
+first = OpenVinoSession(graph, threads=1)
+second = OpenVinoSession(graph, threads=1, precision="f32")
+held = alternate_stack()
+del first
+gc.collect()
+del second
+gc.collect()
+now = alternate_stack()
+print(hex(held), hex(now), mapped(now))
+assert now == held and mapped(now), "the main thread's alternate signal stack moved or was freed"
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_openvino_sessions_share_one_core_and_leave_the_signal_stack_alone(native_checkpoint, graph_cache):
+    from boxpromptiml.deployment.graph import openvino_model
+
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", ALTERNATE_STACK_PROBE, str(native_checkpoint)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    session = OpenVinoSession(openvino_model(native_checkpoint), threads=1)
+    assert session._core is openvino_core()

@@ -119,15 +119,14 @@ def onnx_graph(model: PathLike) -> Path:
 def openvino_model(model: PathLike) -> Path:
     """The OpenVINO model (``.xml`` + ``.bin``) of a model folder's weights: the folder's own if it matches
     them (the shipped model carries one), else one converted once from the ONNX graph into the cache."""
-    import openvino as ov
-
     from ..training.checkpoint import checkpoint_folder
+    from .openvino_backend import openvino_core
 
     checkpoint = checkpoint_folder(model)
     require_checkpoint(checkpoint)
     sha = checkpoint_sha256(checkpoint)
     own = checkpoint / OPENVINO_NAME
-    if own.is_file() and is_current(openvino_metadata(ov.Core().read_model(str(own))), sha, own):
+    if own.is_file() and is_current(openvino_metadata(openvino_core().read_model(str(own))), sha, own):
         return own
     cached = cache_dir() / "openvino" / f"{sha[:32]}-r{GRAPH_REVISION}.xml"
     if not cached.is_file():

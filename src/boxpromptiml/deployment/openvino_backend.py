@@ -31,6 +31,27 @@ STATIC_KEPT = 2  # one-shape graphs kept, the most recently used
 STATIC_MIN_PIXELS = 600_000
 
 
+_core = None
+_core_lock = threading.Lock()
+
+
+def openvino_core():
+    """The one OpenVINO ``Core`` of this process, made on first use and never released.
+
+    Every compile goes through it (students, teachers' encoders and decoders). Why one: a Core's first CPU compile
+    swaps the calling thread's alternate signal stack for its own and puts the previous one back when the Core is
+    freed. Two Cores freed in the order they were made leave the thread on a freed stack, and the next signal
+    handled there (a DataLoader worker's SIGCHLD at the end of an epoch) killed the process with SIGSEGV. Tests:
+    test_backends.py."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
+
+
 def cpu_properties(threads: int | None, precision: str) -> dict[str, object]:
     """How a network is compiled for the CPU here (students and teachers' encoders alike): one request at a time
     (latency), ``threads`` threads (None: OpenVINO's choice), ``precision`` "auto" (bf16 on CPUs with native bf16,
@@ -48,12 +69,12 @@ def cpu_properties(threads: int | None, precision: str) -> dict[str, object]:
 class OpenVinoSession:
     def __init__(self, path: Path, threads: int | None = None, precision: str = "auto") -> None:
         try:
-            import openvino as ov
+            import openvino  # noqa: F401 - only to name what is missing
         except ImportError as exc:
             raise ConfigError("the openvino backend needs OpenVINO: pip install openvino") from exc
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown OpenVINO precision {precision!r}; known: {', '.join(PRECISIONS)}")
-        core = ov.Core()
+        core = openvino_core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # noqa: BLE001 - any reader failure names the file

@@ -44,13 +44,11 @@ def _compiled(module: nn.Module, example: tuple[torch.Tensor, ...], graph: Path,
               precision: str):
     """``module`` compiled by OpenVINO for the CPU, from its ONNX graph at ``graph`` (exported there first if
     missing: once per teacher checkpoint, in the graph cache, deployment/graph.py's ``$BPIML_CACHE``)."""
-    import openvino as ov
-
-    from ..deployment.openvino_backend import cpu_properties
+    from ..deployment.openvino_backend import cpu_properties, openvino_core
 
     if not graph.is_file():
         export_graph(module, example, graph, what)
-    return ov.Core().compile_model(str(graph), "CPU", cpu_properties(threads, precision))
+    return openvino_core().compile_model(str(graph), "CPU", cpu_properties(threads, precision))
 
 
 class OpenVinoEncoder:
