@@ -366,6 +366,14 @@ def test_the_openvino_box_decoder_gives_the_logits_of_pytorch(graph_cache):
         torch.testing.assert_close(other.decode_logits(embedding, boxes), reference.decode_logits(embedding, boxes))
 
 
+def test_every_openvino_encoder_backend_names_its_precision():
+    from boxpromptiml.deployment.openvino_backend import PRECISIONS
+    from boxpromptiml.teachers.settings import ENCODER_BACKENDS, OPENVINO_PRECISIONS
+
+    assert set(OPENVINO_PRECISIONS) == set(ENCODER_BACKENDS) - {"torch"}
+    assert set(OPENVINO_PRECISIONS.values()) <= set(PRECISIONS)
+
+
 def test_encoder_backend_errors():
     teacher = create_teacher("litemedsam")
     with pytest.raises(ConfigError, match=r"unknown encoder backend 'tensorrt'; known: openvino, openvino-f32"):

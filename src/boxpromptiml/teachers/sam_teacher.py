@@ -25,7 +25,7 @@ from .base import Teacher, TeacherOptions
 from .classical import GrabCutTeacher
 from .cpu_inference import prepare_for_cpu_inference
 from .sam_model import SamPromptModel
-from .settings import ENCODER_BACKENDS, Normalize, Resize, SamSettings
+from .settings import ENCODER_BACKENDS, OPENVINO_PRECISIONS, Normalize, Resize, SamSettings
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -171,10 +171,10 @@ class SamTeacher(Teacher):
                 try:
                     from .cpu_inference import OpenVinoEncoder
 
-                    precision = "f32" if self.encoder_backend == "openvino-f32" else "auto"
                     self._openvino_encoder = OpenVinoEncoder(self.model.image_encoder, self.model.input_size,
                                                              self.weights["checkpoint_sha256"],
-                                                             torch.get_num_threads(), precision)
+                                                             torch.get_num_threads(),
+                                                             OPENVINO_PRECISIONS[self.encoder_backend])
                 except ImportError:
                     self.encoder_backend = "torch"
                     return None
@@ -197,10 +197,10 @@ class SamTeacher(Teacher):
                 try:
                     from .cpu_inference import OpenVinoDecoder
 
-                    precision = "f32" if self.encoder_backend == "openvino-f32" else "auto"
                     self._openvino_decoders[key] = OpenVinoDecoder(self.model, embedding_shape,
                                                                    self.weights["checkpoint_sha256"],
-                                                                   torch.get_num_threads(), precision)
+                                                                   torch.get_num_threads(),
+                                                                   OPENVINO_PRECISIONS[self.encoder_backend])
                 except Exception as exc:  # noqa: BLE001 - a decoder the exporter cannot take still runs in torch
                     log.warning("the %s box decoder could not be made for %s (%s); it runs in PyTorch",
                                 self.encoder_backend, self.name, exc)

@@ -13,6 +13,8 @@ ENCODER_BACKENDS = {
     "openvino-f32": "OpenVINO in float32 everywhere",
     "torch": "PyTorch in float32 (also the only choice off the CPU)",
 }
+# the OpenVINO precision (deployment/openvino_backend.py) of each OpenVINO backend above
+OPENVINO_PRECISIONS = {"openvino": "auto", "openvino-f32": "f32"}
 
 
 class Resize(StrEnum):
