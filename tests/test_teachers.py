@@ -374,6 +374,38 @@ def test_every_openvino_encoder_backend_names_its_precision():
     assert set(OPENVINO_PRECISIONS.values()) <= set(PRECISIONS)
 
 
+class _TokensAroundAConvolution(torch.nn.Module):
+    """A ViT block's switch to an image and back (as TinyViT's local convolution makes it), on 6 x 5 tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.conv = torch.nn.Linear(8, 8), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        batch, length, channels = tokens.shape
+        image = self.linear(tokens).transpose(1, 2).reshape(batch, channels, 6, 5)
+        return self.linear(self.conv(image).view(batch, channels, length).transpose(1, 2))
+
+
+def test_token_image_switches_are_rewritten_for_openvino_to_the_same_values(tmp_path):
+    pytest.importorskip("openvino")
+    from boxpromptiml.deployment.openvino_backend import cpu_properties, openvino_core
+    from boxpromptiml.teachers.cpu_inference import export_graph, tokens_transposed_as_images
+
+    torch.manual_seed(0)
+    block, tokens = _TokensAroundAConvolution().eval(), torch.randn(2, 30, 8)
+    graph = export_graph(block, (tokens,), tmp_path / "block.onnx", "test block")
+    core = openvino_core()
+    plain, rewritten = core.read_model(str(graph)), core.read_model(str(graph))
+    assert tokens_transposed_as_images(rewritten) == 2  # one switch each way
+    assert tokens_transposed_as_images(core.read_model(str(graph))) == 2
+    outputs = [core.compile_model(model, "CPU", cpu_properties(1, "f32")).create_infer_request().infer(
+        {0: tokens.numpy()})[0].copy() for model in (plain, rewritten)]
+    assert np.array_equal(outputs[0], outputs[1])  # the same values moved alike
+    with torch.no_grad():
+        np.testing.assert_allclose(outputs[1], block(tokens).numpy(), atol=1e-5)
+
+
 def test_encoder_backend_errors():
     teacher = create_teacher("litemedsam")
     with pytest.raises(ConfigError, match=r"unknown encoder backend 'tensorrt'; known: openvino, openvino-f32"):
