@@ -374,8 +374,8 @@ def test_every_openvino_encoder_backend_names_its_precision():
     assert set(OPENVINO_PRECISIONS.values()) <= set(PRECISIONS)
 
 
-class _TokensAroundAConvolution(torch.nn.Module):
-    """A ViT block's switch to an image and back (as TinyViT's local convolution makes it), on 6 x 5 tokens."""
+class _WindowsAndAConvolution(torch.nn.Module):
+    """What TinyViT's blocks do to 6 x 4 tokens: into 2 x 2 windows and back, then to an image and back."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -383,22 +383,28 @@ class _TokensAroundAConvolution(torch.nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         batch, length, channels = tokens.shape
-        image = self.linear(tokens).transpose(1, 2).reshape(batch, channels, 6, 5)
+        windows = self.linear(tokens).view(batch, 3, 2, 2, 2, channels).transpose(2, 3).reshape(batch * 6, 4, channels)
+        tokens = self.linear(windows).view(batch, 3, 2, 2, 2, channels).transpose(2, 3).reshape(batch, length, channels)
+        image = tokens.transpose(1, 2).reshape(batch, channels, 6, 4)
         return self.linear(self.conv(image).view(batch, channels, length).transpose(1, 2))
 
 
-def test_token_image_switches_are_rewritten_for_openvino_to_the_same_values(tmp_path):
+def test_token_and_window_transposes_are_rewritten_for_openvino_to_the_same_values(tmp_path):
     pytest.importorskip("openvino")
     from boxpromptiml.deployment.openvino_backend import cpu_properties, openvino_core
-    from boxpromptiml.teachers.cpu_inference import export_graph, tokens_transposed_as_images
+    from boxpromptiml.teachers.cpu_inference import (
+        export_graph,
+        tokens_transposed_as_images,
+        windows_transposed_in_four_dimensions,
+    )
 
     torch.manual_seed(0)
-    block, tokens = _TokensAroundAConvolution().eval(), torch.randn(2, 30, 8)
+    block, tokens = _WindowsAndAConvolution().eval(), torch.randn(2, 24, 8)
     graph = export_graph(block, (tokens,), tmp_path / "block.onnx", "test block")
     core = openvino_core()
     plain, rewritten = core.read_model(str(graph)), core.read_model(str(graph))
-    assert tokens_transposed_as_images(rewritten) == 2  # one switch each way
-    assert tokens_transposed_as_images(core.read_model(str(graph))) == 2
+    assert tokens_transposed_as_images(rewritten) == 2  # to an image and back
+    assert windows_transposed_in_four_dimensions(rewritten) == 2  # into windows and back
     outputs = [core.compile_model(model, "CPU", cpu_properties(1, "f32")).create_infer_request().infer(
         {0: tokens.numpy()})[0].copy() for model in (plain, rewritten)]
     assert np.array_equal(outputs[0], outputs[1])  # the same values moved alike
