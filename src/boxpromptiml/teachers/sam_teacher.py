@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,13 +80,46 @@ class CanvasTransform:
         return F.interpolate(canvas, size=(self.height, self.width), mode="bilinear", align_corners=False)[:, 0]
 
 
-class SamTeacher(Teacher):
-    """A frozen SAM-family model prompted with boxes."""
+class LazyNetwork:
+    """A teacher's network, built and prepared for the CPU on first use. Where OpenVINO runs both halves from graphs
+    cached for the checkpoint (made once, when its weights were first loaded), PyTorch never needs the network: a
+    start then skips importing its code and loading its weights (about 3.5 s of each pseudo-labelling process's
+    start for LiteMedSAM, whose TinyViT imports timm and torchvision)."""
 
-    def __init__(self, model: SamPromptModel, name: str, settings: SamSettings, options: TeacherOptions | None = None,
-                 weights: dict[str, Any] | None = None) -> None:
+    def __init__(self, build: Callable[[], SamPromptModel], input_size: int) -> None:
+        self._build, self.input_size = build, input_size
+        self._model: SamPromptModel | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def built(cls, model: SamPromptModel) -> LazyNetwork:
+        network = cls(lambda: model, model.input_size)
+        network.get()
+        return network
+
+    @property
+    def is_built(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> SamPromptModel:
+        with self._lock:
+            if self._model is None:
+                model = self._build()
+                if model.input_size != self.input_size:
+                    raise ConfigError(f"the teacher's network works at {model.input_size} px, not the "
+                                      f"{self.input_size} px its graphs were named for")
+                self._model = prepare_for_cpu_inference(model)
+            return self._model
+
+
+class SamTeacher(Teacher):
+    """A frozen SAM-family model prompted with boxes (``model``: the network, or a :class:`LazyNetwork` that builds
+    it when PyTorch first needs it)."""
+
+    def __init__(self, model: SamPromptModel | LazyNetwork, name: str, settings: SamSettings,
+                 options: TeacherOptions | None = None, weights: dict[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.model = prepare_for_cpu_inference(model)
+        self._network = model if isinstance(model, LazyNetwork) else LazyNetwork.built(model)
         self.name = name
         self.settings = settings
         self.weights = weights or {}
@@ -101,6 +135,16 @@ class SamTeacher(Teacher):
         self._embeddings: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._embeddings_capacity = 0
         self._embeddings_lock = threading.Lock()
+
+    @property
+    def model(self) -> SamPromptModel:
+        """The PyTorch network (built now if it was not yet: see :class:`LazyNetwork`)."""
+        return self._network.get()
+
+    @property
+    def input_size(self) -> int:
+        """The side of the square canvas the network takes."""
+        return self._network.input_size
 
     def cache_embeddings(self, capacity: int) -> SamTeacher:
         """Keep the image embeddings of the last ``capacity`` images (0 = none, the default), so that
@@ -132,7 +176,8 @@ class SamTeacher(Teacher):
     def to(self, device: torch.device | str) -> SamTeacher:
         """Run the network on ``device`` (images are prepared on the CPU and sent there)."""
         self.device = torch.device(device)
-        self.model.to(self.device)
+        if self.device.type != "cpu" or self._network.is_built:  # a network built later is built on the CPU
+            self.model.to(self.device)
         with self._embeddings_lock:
             self._embeddings.clear()
         return self
@@ -171,7 +216,7 @@ class SamTeacher(Teacher):
                 try:
                     from .cpu_inference import OpenVinoEncoder
 
-                    self._openvino_encoder = OpenVinoEncoder(self.model.image_encoder, self.model.input_size,
+                    self._openvino_encoder = OpenVinoEncoder(lambda: self.model.image_encoder, self.input_size,
                                                              self.weights["checkpoint_sha256"],
                                                              torch.get_num_threads(),
                                                              OPENVINO_PRECISIONS[self.encoder_backend])
@@ -197,7 +242,7 @@ class SamTeacher(Teacher):
                 try:
                     from .cpu_inference import OpenVinoDecoder
 
-                    self._openvino_decoders[key] = OpenVinoDecoder(self.model, embedding_shape,
+                    self._openvino_decoders[key] = OpenVinoDecoder(lambda: self.model, embedding_shape,
                                                                    self.weights["checkpoint_sha256"],
                                                                    torch.get_num_threads(),
                                                                    OPENVINO_PRECISIONS[self.encoder_backend])
@@ -250,7 +295,7 @@ class SamTeacher(Teacher):
         return out
 
     def _segment_region(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
-        transform = CanvasTransform(image.shape[0], image.shape[1], self.model.input_size, self.settings.resize)
+        transform = CanvasTransform(image.shape[0], image.shape[1], self.input_size, self.settings.resize)
         logits = self.decode_logits(self._embedding(image, transform), transform.boxes(boxes))
         with torch.inference_mode():
             return torch.sigmoid(transform.logits_to_image(logits)).numpy()
@@ -259,7 +304,7 @@ class SamTeacher(Teacher):
         """Compute and cache the image's embedding now (with a cache; whole-image encoding only), so that the first
         box drawn on it later only runs the decoder."""
         if self._embeddings_capacity and self.settings.crop_context is None:
-            self._embedding(image, CanvasTransform(image.shape[0], image.shape[1], self.model.input_size,
+            self._embedding(image, CanvasTransform(image.shape[0], image.shape[1], self.input_size,
                                                    self.settings.resize))
 
     def _embedding(self, image: np.ndarray, transform: CanvasTransform) -> torch.Tensor:

