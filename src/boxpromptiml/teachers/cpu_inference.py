@@ -61,6 +61,19 @@ def _compiled(module: Callable[[], nn.Module], example: tuple[torch.Tensor, ...]
     return core.compile_model(model, "CPU", properties)
 
 
+def _indices(values: list[int]):
+    """An OpenVINO constant of int64 values (shapes and axis orders)."""
+    from openvino import opset13 as ops
+
+    return ops.constant(np.array(values, np.int64))
+
+
+def _redirect(node, replacement) -> None:
+    """Every consumer of ``node``'s output reads ``replacement``'s instead."""
+    for target in list(node.output(0).get_target_inputs()):
+        target.replace_source_output(replacement.output(0))
+
+
 def windows_transposed_in_four_dimensions(model) -> int:
     """Rewrite, in an OpenVINO model of static shapes, each 6-D transpose that swaps axes 2 and 3 (a ViT cutting its
     tokens into windows and back: B x nH x ws x nW x ws x C) into a 4-D one of the same values (axes 0-1 and 4-5
@@ -77,13 +90,9 @@ def windows_transposed_in_four_dimensions(model) -> int:
         if order.get_type_name() != "Constant" or list(order.get_data()) != [0, 1, 3, 2, 4, 5]:
             continue
         batch, outer, first, second, inner, channels = shape
-        merged = ops.reshape(node.input_value(0), ops.constant(np.array([batch * outer, first, second,
-                                                                          inner * channels], np.int64)), False)
-        swapped = ops.transpose(merged, ops.constant(np.array([0, 2, 1, 3], np.int64)))
-        back = ops.reshape(swapped, ops.constant(np.array([batch, outer, second, first, inner, channels], np.int64)),
-                           False)
-        for target in list(node.output(0).get_target_inputs()):
-            target.replace_source_output(back.output(0))
+        merged = ops.reshape(node.input_value(0), _indices([batch * outer, first, second, inner * channels]), False)
+        swapped = ops.transpose(merged, _indices([0, 2, 1, 3]))
+        _redirect(node, ops.reshape(swapped, _indices([batch, outer, second, first, inner, channels]), False))
         rewritten += 1
     model.validate_nodes_and_infer_types()
     return rewritten
@@ -97,9 +106,6 @@ def tokens_transposed_as_images(model) -> int:
     one as a change of memory layout next to the convolution: LiteMedSAM's encoder took 1.20 against 1.30-1.36 s
     an image on one core of an AVX2 CPU, bit for bit the same embedding. Returns how many switches were rewritten."""
     from openvino import opset13 as ops
-
-    def constant(values: list[int]):
-        return ops.constant(np.array(values, np.int64))
 
     def swaps_last_two(node) -> bool:
         if node.get_type_name() != "Transpose" or not node.get_input_partial_shape(0).is_static:
@@ -116,10 +122,8 @@ def tokens_transposed_as_images(model) -> int:
         if len(users) == 1 and users[0].get_type_name() == "Reshape" and users[0].get_output_partial_shape(0).is_static:
             shape = list(users[0].get_output_partial_shape(0).to_shape())  # tokens to an image
             if len(shape) == 4 and shape[:2] == [batch, channels] and shape[2] * shape[3] == length:
-                image = ops.transpose(ops.reshape(node.input_value(0), constant([batch, *shape[2:], channels]), False),
-                                      constant([0, 3, 1, 2]))
-                for target in list(users[0].output(0).get_target_inputs()):
-                    target.replace_source_output(image.output(0))
+                image = ops.reshape(node.input_value(0), _indices([batch, *shape[2:], channels]), False)
+                _redirect(users[0], ops.transpose(image, _indices([0, 3, 1, 2])))
                 rewritten += 1
                 continue
         producer = node.input_value(0).get_node()  # an image to tokens: here ``length`` counts channels
@@ -127,10 +131,8 @@ def tokens_transposed_as_images(model) -> int:
         if source is not None and source.get_partial_shape().is_static:
             shape = list(source.get_partial_shape().to_shape())
             if len(shape) == 4 and shape[:2] == [batch, length] and shape[2] * shape[3] == channels:
-                tokens = ops.reshape(ops.transpose(source, constant([0, 2, 3, 1])), constant([batch, channels, length]),
-                                     False)
-                for target in list(node.output(0).get_target_inputs()):
-                    target.replace_source_output(tokens.output(0))
+                channels_last = ops.transpose(source, _indices([0, 2, 3, 1]))
+                _redirect(node, ops.reshape(channels_last, _indices([batch, channels, length]), False))
                 rewritten += 1
     model.validate_nodes_and_infer_types()
     return rewritten
