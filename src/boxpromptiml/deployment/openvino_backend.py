@@ -66,6 +66,12 @@ def cpu_properties(threads: int | None, precision: str) -> dict[str, object]:
     return properties
 
 
+def compile_properties(threads: int | None, precision: str) -> dict[str, object]:
+    """``cpu_properties`` plus the on-disk cache of compiled kernels (``$BPIML_CACHE/openvino-kernels``), for every
+    network this package compiles: a later start loads them (LiteMedSAM's encoder 0.2 against 0.5 s)."""
+    return {**cpu_properties(threads, precision), "CACHE_DIR": str(cache_dir() / "openvino-kernels")}
+
+
 class OpenVinoSession:
     def __init__(self, path: Path, threads: int | None = None, precision: str = "auto") -> None:
         try:
@@ -83,7 +89,7 @@ class OpenVinoSession:
         metadata = onnx_metadata(path) if Path(path).suffix == ".onnx" else openvino_metadata(model)
         self.student_config: StudentConfig = student_config_of(metadata)
         self.has_score = len(model.outputs) > 1
-        properties = {**cpu_properties(threads, precision), "CACHE_DIR": str(cache_dir() / "openvino-kernels")}
+        properties = compile_properties(threads, precision)
         self._core, self._model, self._properties = core, model, properties
         self.compiled = core.compile_model(model, "CPU", properties)
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))

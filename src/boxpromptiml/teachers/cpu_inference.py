@@ -46,19 +46,15 @@ def _compiled(module: Callable[[], nn.Module], example: tuple[torch.Tensor, ...]
     """The module ``module()`` gives compiled by OpenVINO for the CPU, from its ONNX graph at ``graph`` (exported
     there first if missing: once per teacher checkpoint, in the graph cache, deployment/graph.py's
     ``$BPIML_CACHE``; only then is ``module`` called)."""
-    from ..deployment.openvino_backend import cpu_properties, openvino_core
+    from ..deployment.openvino_backend import compile_properties, openvino_core
 
     if not graph.is_file():
         export_graph(module(), example, graph, what)
-    from ..deployment.graph import cache_dir
-
     core = openvino_core()
     model = core.read_model(str(graph))
     tokens_transposed_as_images(model)
     windows_transposed_in_four_dimensions(model)
-    # compiled kernels kept beside the students': a later start loads them (0.2 against 0.5 s for LiteMedSAM's encoder)
-    properties = {**cpu_properties(threads, precision), "CACHE_DIR": str(cache_dir() / "openvino-kernels")}
-    return core.compile_model(model, "CPU", properties)
+    return core.compile_model(model, "CPU", compile_properties(threads, precision))
 
 
 def _indices(values: list[int]):
@@ -138,11 +134,16 @@ def tokens_transposed_as_images(model) -> int:
     return rewritten
 
 
-def encoder_graph_path(checkpoint_sha256: str, canvas_side: int) -> Path:
-    """Where the image encoder graph of a teacher checkpoint is cached (made once per checkpoint and canvas)."""
+def _teacher_graph_path(checkpoint_sha256: str, part: str) -> Path:
+    """Where a graph of a teacher checkpoint is cached (made once per checkpoint and ``part``)."""
     from ..deployment.graph import cache_dir
 
-    return cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-encoder-{canvas_side}.onnx"
+    return cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-{part}.onnx"
+
+
+def encoder_graph_path(checkpoint_sha256: str, canvas_side: int) -> Path:
+    """Where the image encoder graph of a teacher checkpoint is cached (made once per checkpoint and canvas)."""
+    return _teacher_graph_path(checkpoint_sha256, f"encoder-{canvas_side}")
 
 
 class OpenVinoEncoder:
@@ -182,10 +183,8 @@ class OpenVinoDecoder:
 
     def __init__(self, model: Callable[[], nn.Module], embedding_shape: tuple[int, ...], checkpoint_sha256: str,
                  threads: int, precision: str = "auto") -> None:
-        from ..deployment.graph import cache_dir
-
         side = "x".join(str(n) for n in embedding_shape[1:])
-        graph = cache_dir() / "teachers" / f"{checkpoint_sha256[:32]}-decoder-{side}.onnx"
+        graph = _teacher_graph_path(checkpoint_sha256, f"decoder-{side}")
         example = (torch.zeros(embedding_shape), torch.tensor([[0.0, 0.0, 8.0, 8.0]]))
         self.compiled = _compiled(lambda: _OneBoxDecoder(model()).eval(), example, graph, "box decoder", threads,
                                   precision)
