@@ -40,7 +40,7 @@ STAGES = {
     "input": (("pad_to_multiple", "to_tensor"), ()),
     "network": (("network_pass",), ()),
     "stitching": (("predict_image",), ("network_pass", "pad_to_multiple", "to_tensor")),
-    "copy-move search": (("find_copies", "fuse_copies"), ()),
+    "copy-move search": (("working_copy", "find_copies_in_working_copy", "fuse_copies"), ()),
     "map gate": (("gate_map",), ()),
     "quantise": (("probability_to_uint8",), ()),
     "PNG encoding": (("encode_png",), ()),

@@ -222,6 +222,38 @@ def test_a_model_with_copy_move_settings_marks_the_copy(model_with_copy_search, 
     assert off[TARGET].mean() < 200 and off[SOURCE].mean() < 200
 
 
+class _Tracked(np.ndarray):
+    """An ndarray that can be watched with a weak reference (plain ndarrays cannot)."""
+
+
+def test_a_handed_over_photo_is_freed_before_the_search_and_gives_the_same_prediction(model_with_copy_search,
+                                                                                      monkeypatch) -> None:
+    """``predict_handed`` frees the photo once the network and the search's shrunk copy are made from it: a huge
+    photo is not held beside its map while the search (and numba's first load) runs. Same map as ``predict``."""
+    import weakref
+
+    from boxpromptiml.deployment import predictor as predictor_module
+    from boxpromptiml.deployment.predictor import load_predictor
+
+    predictor = load_predictor(model_with_copy_search, backend="torch")
+    image = cv2.resize(copied(), (768, 512), interpolation=cv2.INTER_CUBIC)  # larger than the working size
+    expected = predictor.predict(image)
+    photo = [image.copy().view(_Tracked)]
+    watched = weakref.ref(photo[0])
+    alive_during_search = []
+    search = predictor_module.find_copies_in_working_copy
+
+    def watching_search(*args, **kwargs):
+        alive_during_search.append(watched() is not None)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "find_copies_in_working_copy", watching_search)
+    handed = predictor.predict_handed(photo)
+    assert photo == [] and alive_during_search == [False] and watched() is None
+    assert np.array_equal(handed.probability, expected.probability) and handed.score == expected.score
+    assert handed.probability.max() >= 0.95  # the copy was found and marked
+
+
 def test_a_broken_copy_move_file_is_a_clear_error(model_with_copy_search, tmp_path) -> None:
     import shutil
 
@@ -266,3 +298,65 @@ def test_the_fusion_marks_the_rows_a_full_size_resize_of_the_mask_gives(photo_sh
     expected = np.where(inside, np.maximum(probability, settings.copy_probability),
                         probability * settings.outside_weight).astype(np.float32)
     np.testing.assert_array_equal(fuse_copies(probability.copy(), copies, settings), expected)
+
+
+@pytest.mark.parametrize("shape", [(288, 384), (40, 23), (17, 17), (16, 30)])
+def test_window_means_equal_torch_average_pooling_bit_for_bit(shape) -> None:
+    """The features' window means replace torch's avg_pool2d: the search is chaotic on ambiguous patches, so they
+    must agree to the last bit, not just closely (grey levels, their squares and arbitrary floats)."""
+    from boxpromptiml.copy_move.loops import window_means
+
+    generator = torch.Generator().manual_seed(sum(shape))
+    grey = torch.rand(shape, generator=generator) * 255
+    for values in (grey.round(), grey * grey, grey):
+        expected = torch.nn.functional.avg_pool2d(values[None, None], 17, stride=1)[0, 0] if min(shape) >= 17 \
+            else torch.empty(max(shape[0] - 16, 0), max(shape[1] - 16, 0))
+        assert np.array_equal(window_means(values.numpy(), 17), expected.numpy())
+
+
+def _squared_distance_in_documented_order(gathered: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+    """The fused search's distance, written with whole-column torch operations: twelve squares added in the order
+    of MKL's AVX2 kernel (see loops.squared_distance)."""
+    s = (gathered - sources).square().unbind(1)
+    head = (((s[0] + s[1]) + s[2]) + s[3]) + s[4]
+    return ((head + s[8]) + (s[6] + s[10])) + ((s[5] + s[9]) + (s[7] + s[11]))
+
+
+def test_the_fused_field_keeps_the_better_of_its_match_and_a_candidate_like_whole_array_operations() -> None:
+    """Every source of the fused loop: candidates moved inside the field, too-near ones refused, the strictly
+    better one kept; compared with the same steps in whole-array torch operations."""
+    from boxpromptiml.copy_move.matching import _Field
+
+    height, width, min_squared = 30, 41, 256
+    generator = torch.Generator().manual_seed(7)
+    table = torch.rand(height * width, 12, generator=generator) * 3
+    table[::5] = 1.0e4  # unusable patches
+    rows = torch.arange(height, dtype=torch.int32).repeat_interleave(width)
+    cols = torch.arange(width, dtype=torch.int32).repeat(height)
+    field = _Field(table, height, width, rows, cols, (height, width), min_squared)
+
+    def offsets() -> tuple[torch.Tensor, torch.Tensor]:  # some point outside, some too near
+        return (torch.randint(-height, height, (height * width,), generator=generator, dtype=torch.int32),
+                torch.randint(-width, width, (height * width,), generator=generator, dtype=torch.int32))
+
+    def expected_cost(offset_rows, offset_cols):
+        offset_rows = torch.clamp(offset_rows, -rows, height - 1 - rows)
+        offset_cols = torch.clamp(offset_cols, -cols, width - 1 - cols)
+        gathered = table[(rows + offset_rows) * width + cols + offset_cols]
+        cost = _squared_distance_in_documented_order(gathered, table)
+        return offset_rows, offset_cols, cost.masked_fill(offset_rows ** 2 + offset_cols ** 2 < min_squared, np.inf)
+
+    start = offsets()
+    field.start(*start)
+    kept_rows, kept_cols, kept = expected_cost(*start)
+    assert torch.equal(field.offset_rows, kept_rows) and torch.equal(field.best, kept)
+    assert torch.isinf(kept).any() and start[0].abs().max() > height - 1  # both cases were exercised
+    for _ in range(5):
+        candidate = offsets()
+        field.consider(*candidate)
+        rows_now, cols_now, cost = expected_cost(*candidate)
+        better = cost < kept
+        kept_rows, kept_cols = torch.where(better, rows_now, kept_rows), torch.where(better, cols_now, kept_cols)
+        kept = torch.where(better, cost, kept)
+        assert torch.equal(field.offset_rows, kept_rows) and torch.equal(field.offset_cols, kept_cols)
+        assert torch.equal(field.best, kept)

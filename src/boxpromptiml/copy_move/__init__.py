@@ -7,7 +7,8 @@ pairs without learning (rotation-invariant patch features, a PatchMatch nearest-
 agree with a local affine map), and ``fusion`` lets the student's map say which member of a pair was pasted.
 """
 
-from .detector import SEARCH_REVISION, Copies, CopyMoveSettings, find_copies
+from .detector import SEARCH_REVISION, Copies, CopyMoveSettings, find_copies, find_copies_in_working_copy, working_copy
 from .fusion import fuse_copies
 
-__all__ = ["SEARCH_REVISION", "Copies", "CopyMoveSettings", "find_copies", "fuse_copies"]
+__all__ = ["SEARCH_REVISION", "Copies", "CopyMoveSettings", "find_copies", "find_copies_in_working_copy", "fuse_copies",
+           "working_copy"]

@@ -140,14 +140,28 @@ def affine_fit_residual(targets: torch.Tensor, usable: torch.Tensor, fit_radius:
     return torch.from_numpy(result)
 
 
-def find_copies(image: np.ndarray, settings: CopyMoveSettings = CopyMoveSettings()) -> Copies:
-    """Copied regions of an RGB (or grey) uint8 photo and which region each one matches."""
+def working_copy(image: np.ndarray, settings: CopyMoveSettings = CopyMoveSettings()) -> np.ndarray:
+    """The photo as the search sees it: shrunk (8-bit, area-averaged) when its longer side exceeds ``work_side``,
+    else the photo itself. A caller that makes this first can free a huge photo before searching it."""
     height, width = image.shape[:2]
     scale = min(1.0, settings.work_side / max(height, width))
-    if scale < 1.0:  # shrink the 8-bit photo first: a full-size float copy of a 100 MP photo would cost 400 MB
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(np.ascontiguousarray(image[..., :3] if image.ndim == 3 else image), size,
-                           interpolation=cv2.INTER_AREA)
+    if scale == 1.0:
+        return image
+    # shrunk in 8 bits: a full-size float copy of a 100 MP photo would cost 400 MB
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(np.ascontiguousarray(image[..., :3] if image.ndim == 3 else image), size,
+                      interpolation=cv2.INTER_AREA)
+
+
+def find_copies(image: np.ndarray, settings: CopyMoveSettings = CopyMoveSettings()) -> Copies:
+    """Copied regions of an RGB (or grey) uint8 photo and which region each one matches."""
+    return find_copies_in_working_copy(working_copy(image, settings), image.shape[:2], settings)
+
+
+def find_copies_in_working_copy(image: np.ndarray, image_shape: tuple[int, int],
+                                settings: CopyMoveSettings = CopyMoveSettings()) -> Copies:
+    """``find_copies`` of a photo of ``image_shape`` (height, width) from its ``working_copy``."""
+    height, width = image_shape
     grey = grey_levels(image)
     work_height, work_width = grey.shape
     radius = settings.radius

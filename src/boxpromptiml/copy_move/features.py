@@ -55,11 +55,11 @@ def patch_features(gray: torch.Tensor, radius: int, max_order: int) -> tuple[tor
     real, imaginary = response[0::2], response[1::2]
     magnitude = torch.sqrt(real * real + imaginary * imaginary)
     size = 2 * radius + 1
-    # torch's float32 window means, kept although OpenCV's float64 box filter is 26 ms faster a photo: its exact sums
-    # differ in the last bits, the search is chaotic on ambiguous patches, and COVERAGE test F1 moved by -0.025
-    # (benchmarks/by_type.py), outside the 0.005 a speed-up may cost (issue 25)
-    mean = F.avg_pool2d(x, size, stride=1)
-    square = F.avg_pool2d(x * x, size, stride=1)
-    contrast = torch.sqrt((square - mean * mean).clamp_min(0))[0, 0]
+    from .loops import window_means  # numba and LLVM load on first use (~150 MB, mostly shared pages)
+
+    grey = x[0, 0].numpy()
+    mean = torch.from_numpy(window_means(grey, size))
+    square = torch.from_numpy(window_means(grey * grey, size))
+    contrast = torch.sqrt((square - mean * mean).clamp_min(0))
     features = torch.log1p(magnitude / contrast.clamp_min(1.0)[None])
     return features, contrast

@@ -4,8 +4,8 @@ distance away, found without comparing all pairs.
 PatchMatch (Barnes et al., 2009) improves a random field by letting good matches spread to neighbours (a
 copied region is matched by one offset, or by offsets that change slowly when it was rotated or scaled) and by
 random search around the current match. Here every step runs on all positions at once (neighbours at a
-distance of several pixels as well as adjacent ones, as in jump flooding), so it vectorises in torch instead of
-scanning pixel by pixel.
+distance of several pixels as well as adjacent ones, as in jump flooding): candidates are made by whole-array
+torch operations and weighed in one compiled pass (numba) that gathers, compares and keeps the better match.
 """
 
 from __future__ import annotations
@@ -36,33 +36,26 @@ class _Field:
         self.source_table = table if len(self.positions) == len(table) else table.index_select(0, self.positions)
         self.lowest_rows, self.highest_rows = -rows, height - 1 - rows
         self.lowest_cols, self.highest_cols = -cols, width - 1 - cols
-        self.ones = torch.ones(table.shape[1])
         self.offset_rows = self.offset_cols = self.best = torch.empty(0)
 
-    def cost(self, offset_rows: torch.Tensor, offset_cols: torch.Tensor) -> torch.Tensor:
-        index = self.positions + offset_rows * self.width + offset_cols
-        # index_select: 7x faster than table[i]; then in place: a second N x K temporary costs more than the sums
-        gathered = self.table.index_select(0, index)
-        distance = torch.mv(gathered.sub_(self.source_table).square_(), self.ones)  # sums rows faster than .sum
-        too_near = offset_rows * offset_rows + offset_cols * offset_cols < self.min_squared
-        return distance.masked_fill_(too_near, INFINITY)
-
-    def _inside(self, offset_rows: torch.Tensor, offset_cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Offsets that point outside, moved to the nearest position inside."""
-        return (torch.clamp(offset_rows, self.lowest_rows, self.highest_rows),
-                torch.clamp(offset_cols, self.lowest_cols, self.highest_cols))
-
     def start(self, offset_rows: torch.Tensor, offset_cols: torch.Tensor) -> None:
-        self.offset_rows, self.offset_cols = self._inside(offset_rows, offset_cols)
-        self.best = self.cost(self.offset_rows, self.offset_cols)
+        """The first match of every source: the given offsets (moved inside) whatever their cost."""
+        self.offset_rows, self.offset_cols = offset_rows.clone(), offset_cols.clone()
+        self.best = torch.empty(len(self.positions))
+        self._run(offset_rows, offset_cols, replace=True)
 
     def consider(self, candidate_rows: torch.Tensor, candidate_cols: torch.Tensor) -> None:
-        candidate_rows, candidate_cols = self._inside(candidate_rows, candidate_cols)
-        candidate = self.cost(candidate_rows, candidate_cols)
-        better = candidate < self.best
-        self.offset_rows = torch.where(better, candidate_rows, self.offset_rows)
-        self.offset_cols = torch.where(better, candidate_cols, self.offset_cols)
-        self.best = torch.where(better, candidate, self.best)
+        self._run(candidate_rows, candidate_cols, replace=False)
+
+    def _run(self, candidate_rows: torch.Tensor, candidate_cols: torch.Tensor, replace: bool) -> None:
+        from .loops import consider_all  # numba and LLVM load on first use
+
+        consider_all(self.table.numpy(), self.source_table.numpy(), self.positions.numpy(), self.width,
+                      self.min_squared, self.lowest_rows.numpy(), self.highest_rows.numpy(),
+                      self.lowest_cols.numpy(), self.highest_cols.numpy(),
+                      candidate_rows.to(torch.int32).contiguous().numpy(),
+                      candidate_cols.to(torch.int32).contiguous().numpy(),
+                      self.offset_rows.numpy(), self.offset_cols.numpy(), self.best.numpy(), replace)
 
     def rolled(self, values: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
         """``values`` of the source ``shift`` sources away (wrapping around the grid)."""

@@ -164,9 +164,9 @@ def _columns_shrunk(prob: np.ndarray, width: int) -> np.ndarray:
 def write_outputs(out: Path, path: Path, photo: list[np.ndarray], prediction: Prediction, predictor: Predictor,
                   masks: bool, overlays: bool, reports: bool, threshold: float) -> None:
     """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked.
-    ``photo`` holds the image (empty when neither overlay nor report is asked) and is handed over: the outputs
-    that draw on the photo are made first and it is then emptied, so a large photo is freed before its full-size
-    map and mask are encoded."""
+    ``photo`` holds the image or its ``shrunk_photo`` (empty when neither overlay nor report is asked) and is
+    handed over: the outputs that draw on the photo are made first and it is then emptied, so a large photo is
+    freed before its full-size map and mask are encoded."""
     if overlays:
         import cv2
 
@@ -225,14 +225,13 @@ def predict_files(predictor: Predictor, inputs: list[str], out_dir: PathLike, ma
         def step(index: int) -> float:
             read_ahead(index)
             read_ahead(index + 1)  # the next photo decodes while this one is predicted
-            image = reads.pop(index).result()  # a DataError of the reader names the file; the run goes on
-            prediction = predictor.predict(image)
+            photo = [reads.pop(index).result()]  # a DataError of the reader names the file; the run goes on
+            # the outputs that draw on the photo get its viewing-size copy (the photo itself up to 4096 px), so the
+            # predictor frees a huge photo as soon as the network has seen it: not held while its map is finished
+            handed = [shrunk_photo(photo[0])] if overlays or reports else []
+            prediction = predictor.predict_handed(photo)
             if writing:
                 writing.pop().result()  # the previous image's outputs are written (or their error raised)
-            # the photo itself is handed on only for the outputs that draw on it, so that a large one is freed while
-            # its map is written
-            handed = [image] if overlays or reports else []
-            del image
             writing.append(pool.submit(write_outputs, out, paths[index], handed, prediction, predictor, masks,
                                        overlays, reports, threshold))
             del handed
