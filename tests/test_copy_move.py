@@ -360,3 +360,29 @@ def test_the_fused_field_keeps_the_better_of_its_match_and_a_candidate_like_whol
         kept = torch.where(better, cost, kept)
         assert torch.equal(field.offset_rows, kept_rows) and torch.equal(field.offset_cols, kept_cols)
         assert torch.equal(field.best, kept)
+
+
+def test_the_loops_compile_without_a_cache_where_none_can_be_written(monkeypatch) -> None:
+    """numba refuses to cache when neither the package folder nor the user's cache folder is writable; the search
+    then compiles its loops in each process instead of failing to import."""
+    import numba
+
+    from boxpromptiml.copy_move import loops
+
+    real_njit = numba.njit
+    asked = []
+
+    def njit_without_a_place_to_cache(*args, **options):
+        asked.append(options.get("cache", False))
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'f.py'")
+        return real_njit(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", njit_without_a_place_to_cache)
+
+    def doubled(values):
+        return values * 2
+
+    compiled = loops.compiled()(doubled)
+    assert asked == [True, False]
+    assert np.array_equal(compiled(np.arange(3)), [0, 2, 4])

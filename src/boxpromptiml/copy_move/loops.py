@@ -9,11 +9,26 @@ was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
+def compiled(**options: Any) -> Callable[[Callable], Callable]:
+    """numba's ``njit`` without the GIL, cached on disk (beside this file, else in the user's cache folder). Where
+    neither can be written (a read-only install and home), numba refuses to cache at all: the loop is then compiled
+    again by every process (~1.5 s) instead of failing."""
+    def decorate(function: Callable) -> Callable:
+        try:
+            return numba.njit(cache=True, nogil=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(nogil=True, **options)(function)
+    return decorate
+
+
+@compiled()
 def window_means(values: np.ndarray, size: int) -> np.ndarray:
     """Means of every size x size window wholly inside a float32 image, equal bit for bit to torch's
     ``avg_pool2d(values, size, stride=1)``: each window is summed in float32, row after row and left to right
@@ -37,7 +52,7 @@ def window_means(values: np.ndarray, size: int) -> np.ndarray:
     return means
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@compiled(inline="always")
 def squared_distance(table: np.ndarray, target: int, sources: np.ndarray, source: int) -> np.float32:
     """Squared feature distance of two patches in float32.
 
@@ -69,7 +84,7 @@ def squared_distance(table: np.ndarray, target: int, sources: np.ndarray, source
     return total
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def consider_all(table: np.ndarray, sources: np.ndarray, positions: np.ndarray, width: int, min_squared: int,
                   lowest_rows: np.ndarray, highest_rows: np.ndarray, lowest_cols: np.ndarray,
                   highest_cols: np.ndarray, candidate_rows: np.ndarray, candidate_cols: np.ndarray,
