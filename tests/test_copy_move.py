@@ -229,13 +229,16 @@ class _Tracked(np.ndarray):
 def test_a_handed_over_photo_is_freed_before_the_search_and_gives_the_same_prediction(model_with_copy_search,
                                                                                       monkeypatch) -> None:
     """``predict_handed`` frees the photo once the network and the search's shrunk copy are made from it: a huge
-    photo is not held beside its map while the search (and numba's first load) runs. Same map as ``predict``."""
+    photo (above LEAN_PIXELS, lowered here) is not held beside its map while the search (and numba's first load)
+    runs, even with threads to spare. Same map as ``predict``."""
     import weakref
 
     from boxpromptiml.deployment import predictor as predictor_module
     from boxpromptiml.deployment.predictor import load_predictor
 
     predictor = load_predictor(model_with_copy_search, backend="torch")
+    predictor.threads = 2
+    monkeypatch.setattr(predictor_module, "LEAN_PIXELS", 100_000)
     image = cv2.resize(copied(), (768, 512), interpolation=cv2.INTER_CUBIC)  # larger than the working size
     expected = predictor.predict(image)
     photo = [image.copy().view(_Tracked)]
@@ -252,6 +255,35 @@ def test_a_handed_over_photo_is_freed_before_the_search_and_gives_the_same_predi
     assert photo == [] and alive_during_search == [False] and watched() is None
     assert np.array_equal(handed.probability, expected.probability) and handed.score == expected.score
     assert handed.probability.max() >= 0.95  # the copy was found and marked
+
+
+def test_the_search_runs_beside_the_network_when_the_predictor_has_threads_to_spare(model_with_copy_search,
+                                                                                   monkeypatch) -> None:
+    """With more than one thread the search runs in its own thread while the network runs (one photo on two cores:
+    the search is mostly one thread's work); with one (a process of ``--processes N``) it runs in the caller's.
+    The prediction is the same either way."""
+    import threading
+
+    from boxpromptiml.deployment import predictor as predictor_module
+    from boxpromptiml.deployment.predictor import load_predictor
+
+    predictor = load_predictor(model_with_copy_search, backend="torch")
+    search = predictor_module.find_copies_in_working_copy
+    searched_in = []
+
+    def recording_search(*args, **kwargs):
+        searched_in.append(threading.current_thread().name)
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "find_copies_in_working_copy", recording_search)
+    image = copied()
+    predictions = []
+    for threads in (1, 2):
+        predictor.threads = threads
+        predictions.append(predictor.predict(image))
+    assert searched_in[0] == threading.current_thread().name and searched_in[1].startswith("bpiml-copy-move")
+    assert np.array_equal(predictions[0].probability, predictions[1].probability)
+    assert predictions[0].score == predictions[1].score and predictions[0].probability.max() >= 0.95
 
 
 def test_a_broken_copy_move_file_is_a_clear_error(model_with_copy_search, tmp_path) -> None:
