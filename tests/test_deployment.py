@@ -138,6 +138,9 @@ def test_processes_auto_splits_only_large_cpu_jobs_outside_shards(monkeypatch):
     # large photos weigh more: few of them can be worth two processes, and a given number is kept as it is
     assert processes_for("auto", 20, on_cpu=True, sharded=False, work=large) == 2
     assert processes_for("auto", large, on_cpu=True, sharded=False, work=large - 1) == 1
+    # a command with its own threshold (bpiml predict's)
+    assert processes_for("auto", 100, on_cpu=True, sharded=False, per_process=50) == 2
+    assert processes_for("auto", 99, on_cpu=True, sharded=False, per_process=50) == 1
     assert processes_for("1", 20, on_cpu=True, sharded=False, work=1000) == 1
 
 

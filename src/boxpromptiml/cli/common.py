@@ -13,22 +13,28 @@ from ..outputs import dataset_inputs
 from ..runner import SampleRun
 
 # --processes auto: items per core that pay for starting the processes (a few seconds). One process per core beat
-# one process with every thread on 2 cores by 1.2x on pseudo-labels and on 100 photos of 1024 x 768 (docs/results.md)
+# one process with every thread on 2 cores by 1.2x on pseudo-labels (docs/results.md)
 AUTO_ITEMS_PER_PROCESS = 24
+# ... and photos of 1024 x 768 per core for `bpiml predict`. With its copy-move search beside the network, one
+# process of 2 threads takes 0.36 s a photo and two of one thread 0.32-0.33 s, but the second start costs ~3.6 s
+# more: 100 photos were a tie on 2 cores (2.56 photos/s both ways, two runs; docs/results.md)
+AUTO_PHOTOS_PER_PROCESS = 50
 
 
-def add_processes_option(parser: argparse.ArgumentParser, items: str) -> None:
+def add_processes_option(parser: argparse.ArgumentParser, items: str,
+                         per_process: int = AUTO_ITEMS_PER_PROCESS) -> None:
     parser.add_argument(
         "--processes", default="auto", metavar="N|auto",
         help=f"processes on this machine, each doing its share of the {items} with --threads / N threads (started "
              "by PyTorch's elastic launcher, as torchrun does). auto: one per core when there are at least "
-             f"{AUTO_ITEMS_PER_PROCESS} {items} per core (large photos count as several), on the CPU, outside "
+             f"{per_process} {items} per core (large photos count as several), on the CPU, outside "
              "--shard and torchrun; else 1 (default: auto)")
 
 
-def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool, work: float | None = None) -> int:
+def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool, work: float | None = None,
+                  per_process: int = AUTO_ITEMS_PER_PROCESS) -> int:
     """How many processes ``--processes`` runs: a number as given (at most one per item); ``auto``: one per core
-    for at least ``AUTO_ITEMS_PER_PROCESS`` items per core when the work runs on the CPU, else 1. ``work``: the
+    for at least ``per_process`` items per core when the work runs on the CPU, else 1. ``work``: the
     job's size in items of the common size when its items differ (photos: ``photo_work``; default ``items``).
     Inside a shard (``--shard``, torchrun) the job is split already: 1."""
     from ..errors import ConfigError
@@ -36,7 +42,7 @@ def processes_for(requested: str, items: int, on_cpu: bool, sharded: bool, work:
     cores = os.cpu_count() or 1
     if requested == "auto":
         size = items if work is None else work
-        wanted = cores if on_cpu and size >= AUTO_ITEMS_PER_PROCESS * cores else 1
+        wanted = cores if on_cpu and size >= per_process * cores else 1
     else:
         try:
             wanted = int(requested)

@@ -17,7 +17,7 @@ from ..fileio import write_json_atomic
 from ..outputs import check_not_an_input, claim_output_dir
 from ..sharding import resolve_shard
 from .common import (
-    AUTO_ITEMS_PER_PROCESS,
+    AUTO_PHOTOS_PER_PROCESS,
     add_overwrite_option,
     add_processes_option,
     add_shard_option,
@@ -82,7 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", action="store_true",
                    help="also write a self-contained one-page HTML report per image to OUT/reports/")
     p.add_argument("--threshold", type=float, default=0.5, help="threshold of the binary masks (default: 0.5)")
-    add_processes_option(p, "photos")
+    add_processes_option(p, "photos", AUTO_PHOTOS_PER_PROCESS)
     add_shard_option(p)
     add_overwrite_option(p)
     p.set_defaults(run=run_predict)
@@ -171,9 +171,9 @@ def run_predict(args: argparse.Namespace) -> int:
     on_cpu = resolve_device(args.device).type == "cpu"
     sharded = bool(args.shard) or under_launcher()
     # large photos weigh more (photo_work: by what a second process saves on them)
-    work = (photo_work(inputs, AUTO_ITEMS_PER_PROCESS * (os.cpu_count() or 1))
+    work = (photo_work(inputs, AUTO_PHOTOS_PER_PROCESS * (os.cpu_count() or 1))
             if args.processes == "auto" and on_cpu and not sharded else None)
-    processes = processes_for(args.processes, len(inputs), on_cpu, sharded, work)
+    processes = processes_for(args.processes, len(inputs), on_cpu, sharded, work, AUTO_PHOTOS_PER_PROCESS)
     # first: a bad model leaves no folder
     predictor = load_predictor(args.model, args.backend, args.device, copy_move=not args.no_copy_move,
                               map_gate=not args.no_map_gate)
