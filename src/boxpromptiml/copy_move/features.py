@@ -57,7 +57,7 @@ def patch_features(gray: torch.Tensor, radius: int, max_order: int) -> tuple[tor
     size = 2 * radius + 1
     from .loops import window_means  # numba and LLVM load on first use (~150 MB, mostly shared pages)
 
-    grey = x[0, 0].numpy()
+    grey = gray.numpy()
     mean = torch.from_numpy(window_means(grey, size))
     square = torch.from_numpy(window_means(grey * grey, size))
     contrast = torch.sqrt((square - mean * mean).clamp_min(0))

@@ -94,7 +94,6 @@ def consider_all(table: np.ndarray, sources: np.ndarray, positions: np.ndarray, 
     the sources instead of a dozen whole-array operations, each of which read and wrote every source."""
     infinity = np.float32(np.inf)
     for i in range(positions.shape[0]):
-        # no branches: a mispredicted one stalls the loads of the following sources, which otherwise overlap
         row = min(max(candidate_rows[i], lowest_rows[i]), highest_rows[i])
         col = min(max(candidate_cols[i], lowest_cols[i]), highest_cols[i])
         distance = squared_distance(table, positions[i] + row * width + col, sources, i)

@@ -164,17 +164,15 @@ def _columns_shrunk(prob: np.ndarray, width: int) -> np.ndarray:
 def write_outputs(out: Path, path: Path, photo: list[np.ndarray], prediction: Prediction, predictor: Predictor,
                   masks: bool, overlays: bool, reports: bool, threshold: float) -> None:
     """Everything `bpiml predict` writes for one image: its map, and the mask, overlay and report if asked.
-    ``photo`` holds the image or its ``shrunk_photo`` (empty when neither overlay nor report is asked) and is
-    handed over: the outputs that draw on the photo are made first and it is then emptied, so a large photo is
-    freed before its full-size map and mask are encoded."""
+    ``photo`` holds the photo's ``shrunk_photo`` (empty when neither overlay nor report is asked) and is handed
+    over: the outputs that draw on it are made first and it is then emptied, before the full-size map and mask
+    are encoded."""
     if overlays:
         import cv2
 
-        small_photo = shrunk_photo(photo[0])
+        picture = overlay(photo[0], shrunk_map(prediction.probability))
         if not reports:
-            photo.clear()  # the full-size photo is no longer needed: freed before the map is shrunk
-        picture = overlay(small_photo, shrunk_map(prediction.probability))
-        del small_photo
+            photo.clear()
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=picture),
                                [cv2.IMWRITE_JPEG_QUALITY, 90])
         del picture
